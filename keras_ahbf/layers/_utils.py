@@ -1,0 +1,64 @@
+"""Shared helpers for keras_ahbf layers (not public API)."""
+
+import numbers
+
+import keras
+
+# PyTorch's BatchNorm defaults (momentum 0.1 on the new statistic, eps 1e-5)
+# expressed the Keras way; the paper's numbers were obtained with them.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+
+def conv_initializer():
+    """Kaiming-normal, fan-out initialiser, as in the published ResNets."""
+    return keras.initializers.VarianceScaling(
+        scale=2.0, mode="fan_out", distribution="untruncated_normal"
+    )
+
+
+def check_int(name, value, minimum):
+    """Raises unless `value` is an int >= `minimum` (bools rejected)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"`{name}` must be an integer. Received: {name}={value!r}"
+        )
+    if value < minimum:
+        raise ValueError(
+            f"`{name}` must be >= {minimum}. Received: {name}={value}"
+        )
+    return int(value)
+
+
+def check_float(name, value, minimum=None, exclusive=False):
+    """Raises unless `value` is a real number above `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
+    if minimum is not None and (
+        value < minimum or (exclusive and value == minimum)
+    ):
+        op = ">" if exclusive else ">="
+        raise ValueError(
+            f"`{name}` must be {op} {minimum}. Received: {name}={value}"
+        )
+    return float(value)
+
+
+def check_rank4_channels_last(name, shape):
+    """Raises unless `shape` is a 4D NHWC shape."""
+    if shape is None or len(shape) != 4:
+        raise ValueError(
+            f"`{name}` must be a 4D (batch, height, width, channels) tensor. "
+            f"Received: {name} with shape {shape}"
+        )
+    if shape[-1] is None:
+        raise ValueError(
+            f"The channel dimension of `{name}` must be known. "
+            f"Received: {name} with shape {shape}"
+        )
+
+
+def batch_norm(name, dtype):
+    return keras.layers.BatchNormalization(
+        momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, dtype=dtype
+    )

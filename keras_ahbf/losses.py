@@ -1,0 +1,304 @@
+"""The AHBF-OKD loss as pure functions: logits in, named loss terms out.
+
+Everything here uses `keras.ops` only, so it runs (and differentiates) on
+TensorFlow, JAX and PyTorch. The equations are those of the AHBF-OKD paper's
+published training code (see `AHBF_SPEC.md`, section 3):
+
+```
+p_t          = softmax(t / T) + 1e-7
+KL_T(s <- t) = T^2 * mean_batch( sum_k p_t[k] * (log p_t[k] - log_softmax(s / T)[k]) )
+L_CE         = sum_b CE(z_b, y) + sum_m CE(e_m, y)
+kd_branch    = sum_m KL_T(TA_{m-1} <- z_m)
+kd_ta        = sum_m [ KL_T(TA_{m-1} <- TA_m) + KL_T(z_m <- TA_m) ]
+total        = L_CE + w * kd_weight * (lambda_branch * kd_branch + lambda_ta * kd_ta)
+```
+
+with `TA_0 = z_0` (the target branch) and `TA_m = e_m` (the m-th fused logits).
+"""
+
+import math
+import numbers
+
+from keras import ops
+
+TEACHER_EPSILON = 1e-7
+
+
+def _check_number(name, value, *, positive=False):
+    """Validates a non-negative (or positive) Python number argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if hasattr(value, "shape"):  # a tensor: cannot be checked eagerly.
+            return
+        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be finite. Received: {name}={value}")
+    if positive and value <= 0:
+        raise ValueError(f"`{name}` must be > 0. Received: {name}={value}")
+    if value < 0:
+        raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
+
+
+def _per_sample_kl(student_logits, teacher_logits, temperature, stop_gradient):
+    """Per-sample `T^2 * sum_k p_t (log p_t - log_softmax(s / T))`, float32."""
+    if stop_gradient:
+        teacher_logits = ops.stop_gradient(teacher_logits)
+    p_t = ops.softmax(teacher_logits / temperature, axis=-1) + TEACHER_EPSILON
+    log_p_s = ops.log_softmax(student_logits / temperature, axis=-1)
+    kl = ops.sum(p_t * (ops.log(p_t) - log_p_s), axis=-1)
+    return kl * (temperature**2)
+
+
+def _weighted_mean(values, sample_weight):
+    if sample_weight is None:
+        return ops.mean(values)
+    sample_weight = ops.reshape(ops.cast(sample_weight, values.dtype), (-1,))
+    return ops.mean(values * sample_weight)
+
+
+def kl_with_temperature(
+    student_logits,
+    teacher_logits,
+    temperature=3.0,
+    stop_teacher_gradient=False,
+    sample_weight=None,
+):
+    """Temperature-scaled KL divergence `KL_T(student <- teacher)`.
+
+    Matches PyTorch's `T**2 * KLDivLoss(reduction="batchmean")(
+    log_softmax(s / T), softmax(t / T) + 1e-7)` as used by the AHBF-OKD code:
+
+    ```
+    p_t = softmax(t / T) + 1e-7
+    KL_T(s <- t) = T^2 * mean_batch(sum_k p_t[k] * (log p_t[k] - log_softmax(s / T)[k]))
+    ```
+
+    Args:
+        student_logits: tensor of shape `(batch, classes)`. The student `s`.
+        teacher_logits: tensor of shape `(batch, classes)`. The teacher `t`.
+        temperature: float. The temperature `T` (> 0).
+        stop_teacher_gradient: bool. If `True`, no gradient flows into
+            `teacher_logits`.
+        sample_weight: optional tensor of shape `(batch,)`. Per-sample weights
+            (the batch mean becomes `mean(sample_weight * kl)`).
+
+    Returns:
+        A float32 scalar tensor.
+
+    Raises:
+        ValueError: if `temperature <= 0`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> s = np.array([[1.0, 2.0, 3.0]], "float32")
+    >>> float(kl_with_temperature(s, s)) < 1e-5
+    True
+    """
+    _check_number("temperature", temperature, positive=True)
+    student_logits = ops.cast(student_logits, "float32")
+    teacher_logits = ops.cast(teacher_logits, "float32")
+    kl = _per_sample_kl(
+        student_logits, teacher_logits, temperature, stop_teacher_gradient
+    )
+    return _weighted_mean(kl, sample_weight)
+
+
+def cross_entropy(y_true, logits, sample_weight=None):
+    """Mean sparse categorical cross-entropy from logits (float32 scalar).
+
+    Args:
+        y_true: integer tensor of shape `(batch,)` or `(batch, 1)`.
+        logits: tensor of shape `(batch, classes)`.
+        sample_weight: optional tensor of shape `(batch,)`.
+
+    Returns:
+        A float32 scalar tensor.
+    """
+    logits = ops.cast(logits, "float32")
+    labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+    one_hot = ops.one_hot(labels, ops.shape(logits)[-1], dtype="float32")
+    per_sample = -ops.sum(one_hot * ops.log_softmax(logits, axis=-1), axis=-1)
+    return _weighted_mean(per_sample, sample_weight)
+
+
+def rampup_weight(epoch, rampup_epochs=240):
+    """The epoch-based ramp-up weight of the distillation terms.
+
+    ```
+    w(epoch) = 0.5 * exp(-5 * (1 - min(epoch, R) / R)^2)     (w = 0.5 if R = 0)
+    ```
+
+    Epochs are counted from 0, so `w(0) = 0.5 * exp(-5)` and `w(R) = 0.5`.
+
+    Args:
+        epoch: int, float or scalar tensor. The current (0-based) epoch.
+        rampup_epochs: int. The ramp-up length `R` (>= 0).
+
+    Returns:
+        A Python float if `epoch` is a Python number, else a float32 scalar
+        tensor.
+
+    Raises:
+        ValueError: if `rampup_epochs < 0`.
+
+    Example:
+
+    >>> rampup_weight(240, 240)
+    0.5
+    """
+    _check_number("rampup_epochs", rampup_epochs)
+    if isinstance(epoch, numbers.Real):
+        if rampup_epochs == 0:
+            return 0.5
+        phase = 1.0 - min(float(epoch), rampup_epochs) / rampup_epochs
+        return 0.5 * math.exp(-5.0 * phase * phase)
+    epoch = ops.cast(epoch, "float32")
+    if rampup_epochs == 0:
+        return ops.convert_to_tensor(0.5, "float32")
+    phase = 1.0 - ops.minimum(epoch, float(rampup_epochs)) / float(rampup_epochs)
+    return 0.5 * ops.exp(-5.0 * phase * phase)
+
+
+def ahbf_loss(
+    y_true,
+    branch_logits,
+    fused_logits,
+    *,
+    temperature=3.0,
+    kd_weight=1.5,
+    lambda_ta=2.0,
+    lambda_branch=4.0,
+    rampup_weight=0.5,
+    stop_teacher_gradient=False,
+    sample_weight=None,
+):
+    """The AHBF-OKD training loss with each term returned by name.
+
+    With `B` branches (`z_0` the target, `z_1 ... z_{B-1}` ever deeper) and
+    `B - 1` fused outputs `e_1 ... e_{B-1}`, the teacher assistants are
+    `TA_0 = z_0` and `TA_m = e_m`, and
+
+    ```
+    ce        = sum_b CE(z_b, y) + sum_m CE(e_m, y)
+    kd_branch = sum_m KL_T(TA_{m-1} <- z_m)
+    kd_ta     = sum_m [ KL_T(TA_{m-1} <- TA_m) + KL_T(z_m <- TA_m) ]
+    kd        = lambda_branch * kd_branch + lambda_ta * kd_ta
+    total     = ce + rampup_weight * kd_weight * kd
+    ```
+
+    where `KL_T(s <- t)` is `kl_with_temperature(s, t, T)`: the student `s`
+    learns from the teacher `t`. With B = 4 that is 7 CE and 9 KL terms. All
+    terms are computed in float32 whatever the logits' dtype (mixed precision).
+
+    Args:
+        y_true: integer tensor of shape `(batch,)` or `(batch, 1)`. Labels.
+        branch_logits: list of `B >= 2` tensors of shape `(batch, classes)`.
+            Branch logits, the target branch first.
+        fused_logits: list of `B - 1` tensors of shape `(batch, classes)`.
+            The fused logits `e_1 ... e_{B-1}`.
+        temperature: float. Distillation temperature `T` (> 0).
+        kd_weight: float. Overall weight of the distillation terms (>= 0).
+        lambda_ta: float. Weight of the teacher-assistant terms (>= 0).
+        lambda_branch: float. Weight of the branch terms (>= 0).
+        rampup_weight: float or scalar tensor. The ramp-up factor `w`; 0.5 is
+            its value once the ramp-up is over (see `rampup_weight()`).
+        stop_teacher_gradient: bool. If `True`, the teacher side of every KL
+            term is treated as a constant. The published code does not stop
+            these gradients (the default).
+        sample_weight: optional tensor of shape `(batch,)`. Per-sample weights
+            applied to every CE and KL term.
+
+    Returns:
+        A dict of float32 scalar tensors: `"ce"`, `"kd_branch"`, `"kd_ta"`,
+        `"kd"` (the weighted sum of the two), `"total"`, and the lists
+        `"ce_terms"` (branches then fused) and `"kl_terms"` (per level m:
+        branch, assistant, assistant-to-branch).
+
+    Raises:
+        ValueError: if `len(branch_logits) < 2`, if
+            `len(fused_logits) != len(branch_logits) - 1`, if
+            `temperature <= 0`, or if a weight is negative.
+
+    Example:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> z = [rng.normal(size=(8, 10)).astype("float32") for _ in range(3)]
+    >>> e = [rng.normal(size=(8, 10)).astype("float32") for _ in range(2)]
+    >>> y = rng.integers(0, 10, size=8)
+    >>> terms = ahbf_loss(y, z, e, rampup_weight=0.5)
+    >>> sorted(k for k in terms if not k.endswith("_terms"))
+    ['ce', 'kd', 'kd_branch', 'kd_ta', 'total']
+
+    Reference:
+        Gong et al., "Adaptive Hierarchy-Branch Fusion for Online Knowledge
+        Distillation", AAAI 2023.
+    """
+    if not isinstance(branch_logits, (list, tuple)):
+        raise TypeError(
+            "`branch_logits` must be a list of logits tensors, target first. "
+            f"Received: branch_logits of type {type(branch_logits).__name__}"
+        )
+    if not isinstance(fused_logits, (list, tuple)):
+        raise TypeError(
+            "`fused_logits` must be a list of logits tensors. "
+            f"Received: fused_logits of type {type(fused_logits).__name__}"
+        )
+    if len(branch_logits) < 2:
+        raise ValueError(
+            "Online distillation needs at least 2 branches. Received: "
+            f"len(branch_logits)={len(branch_logits)}"
+        )
+    if len(fused_logits) != len(branch_logits) - 1:
+        raise ValueError(
+            "`fused_logits` must hold one tensor per fusion level, i.e. "
+            f"len(branch_logits) - 1 = {len(branch_logits) - 1}. Received: "
+            f"len(fused_logits)={len(fused_logits)}"
+        )
+    _check_number("temperature", temperature, positive=True)
+    for name, value in (
+        ("kd_weight", kd_weight),
+        ("lambda_ta", lambda_ta),
+        ("lambda_branch", lambda_branch),
+        ("rampup_weight", rampup_weight),
+    ):
+        _check_number(name, value)
+
+    z = [ops.cast(t, "float32") for t in branch_logits]
+    e = [ops.cast(t, "float32") for t in fused_logits]
+    ta = [z[0]] + e
+
+    ce_terms = [cross_entropy(y_true, t, sample_weight) for t in z + e]
+
+    def kl(student, teacher):
+        return _weighted_mean(
+            _per_sample_kl(student, teacher, temperature, stop_teacher_gradient),
+            sample_weight,
+        )
+
+    kl_terms = []
+    branch_terms, ta_terms = [], []
+    for m in range(1, len(z)):
+        k_branch = kl(ta[m - 1], z[m])
+        k_ta_prev = kl(ta[m - 1], ta[m])
+        k_ta_branch = kl(z[m], ta[m])
+        kl_terms.extend([k_branch, k_ta_prev, k_ta_branch])
+        branch_terms.append(k_branch)
+        ta_terms.extend([k_ta_prev, k_ta_branch])
+
+    ce = sum(ce_terms[1:], ce_terms[0])
+    kd_branch = sum(branch_terms[1:], branch_terms[0])
+    kd_ta = sum(ta_terms[1:], ta_terms[0])
+    kd = lambda_branch * kd_branch + lambda_ta * kd_ta
+    if not isinstance(rampup_weight, numbers.Real):
+        rampup_weight = ops.cast(rampup_weight, "float32")
+    total = ce + rampup_weight * kd_weight * kd
+    return {
+        "ce": ce,
+        "kd_branch": kd_branch,
+        "kd_ta": kd_ta,
+        "kd": kd,
+        "total": total,
+        "ce_terms": ce_terms,
+        "kl_terms": kl_terms,
+    }
