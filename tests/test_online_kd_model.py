@@ -213,3 +213,37 @@ def test_fusion_list_of_wrong_length_raises():
     single = HierarchicalBranches(ResidualStage(16, 1, strides=2), 1, 1, K)
     with pytest.raises(ValueError, match="num_branches=1"):
         keras_ahbf.OnlineKDModel(trunk, single)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_training_keeps_the_loss_in_float32(policy):
+    previous = keras.config.dtype_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        x, y = learnable_images(n=32)
+        model = small_model(rampup_epochs=0)
+        model.compile(keras.optimizers.SGD(0.02, momentum=0.9))
+        if policy == "mixed_float16":
+            assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        assert model.fusions[0].dtype_policy.name == policy
+        out = model.all_outputs(x[:4])
+        assert keras.backend.standardize_dtype(out["branch_logits"][0].dtype) != "float32"
+        loss = model.compute_loss(x[:4], y[:4], out, training=False)
+        assert keras.backend.standardize_dtype(loss.dtype) == "float32"
+        history = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def test_same_seed_gives_identical_weights():
+    x, y = learnable_images(n=32)
+    weights = []
+    for _ in range(2):
+        keras.utils.set_random_seed(42)
+        model = small_model(rampup_epochs=1)
+        model.compile(keras.optimizers.SGD(0.02, momentum=0.9))
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        weights.append([to_numpy(v) for v in model.weights])
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
