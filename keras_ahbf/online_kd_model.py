@@ -3,6 +3,7 @@
 import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_ahbf import losses as ahbf_losses
@@ -407,6 +408,13 @@ class OnlineKDModel(keras.Model):
         distillation ramp-up advances with a plain `fit`. Resume with
         `initial_epoch=` to continue the ramp-up where it stopped.
         """
+        self.check_array_data(x, y, "x", "y")
+        validation_data = kwargs.get("validation_data")
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
+            self.check_array_data(
+                validation_data[0], validation_data[1],
+                "validation_data[0]", "validation_data[1]",
+            )
         callbacks = list(callbacks or [])
         if not any(isinstance(c, RampupCallback) for c in callbacks):
             callbacks.insert(0, RampupCallback())
@@ -415,14 +423,93 @@ class OnlineKDModel(keras.Model):
             callbacks=callbacks, **kwargs,
         )
 
-    def evaluate(self, *args, **kwargs):
+    def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates every branch and assistant (see `keras.Model.evaluate`)."""
+        self.check_array_data(x, y, "x", "y")
+        args = (x, y) + args
         previous = self._return_all_outputs
         self._return_all_outputs = True
         try:
             return super().evaluate(*args, **kwargs)
         finally:
             self._return_all_outputs = previous
+
+    def check_array_data(self, x, y, x_name="x", y_name="y"):
+        """Validates NumPy images and labels before any training step.
+
+        Datasets and generators are passed through unchecked (the loaders of
+        `keras_ahbf.data` validate what they read).
+
+        Raises:
+            ValueError: on empty data, images that are not
+                `(batch, height, width, channels)` of the model's input shape
+                (channels-first included), NaN or infinite pixels, labels
+                that are not integers in `[0, num_classes)` of shape `(N,)`
+                or `(N, 1)`, or a different number of images and labels.
+            TypeError: on non-numeric images or labels.
+        """
+        if not isinstance(x, np.ndarray):
+            return
+        if x.dtype.kind not in "biuf":
+            raise TypeError(
+                f"`{x_name}` must hold numeric images. Received: {x_name} "
+                f"with dtype {x.dtype}"
+            )
+        if x.shape[:1] == (0,):
+            raise ValueError(f"`{x_name}` is empty. Received: {x_name} with shape {x.shape}")
+        expected = tuple(self._input_shape_for_build[1:]) if self.built else None
+        if x.ndim != 4:
+            raise ValueError(
+                f"`{x_name}` must be a 4D array (batch, height, width, "
+                f"channels). Received: {x_name} with shape {x.shape}"
+            )
+        if expected is not None and tuple(x.shape[1:]) != expected:
+            h, w, c = expected
+            hint = ""
+            if tuple(x.shape[1:]) == (c, h, w):
+                hint = " The images look channels-first; keras_ahbf is channels-last."
+            raise ValueError(
+                f"`{x_name}` must have images of shape {expected}.{hint} "
+                f"Received: {x_name} with shape {x.shape}"
+            )
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            bad = int(np.size(x) - np.isfinite(x).sum())
+            raise ValueError(
+                f"`{x_name}` contains {bad} NaN or infinite values."
+            )
+        if y is None:
+            return
+        labels = np.asarray(y)
+        if labels.dtype.kind not in "biuf":
+            raise TypeError(
+                f"`{y_name}` must hold integer class labels. Received: "
+                f"{y_name} with dtype {labels.dtype}"
+            )
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1:
+            raise ValueError(
+                f"`{y_name}` must hold one integer label per image, shape "
+                f"(N,) or (N, 1) (one-hot labels are not supported). "
+                f"Received: {y_name} with shape {np.shape(y)}"
+            )
+        if len(labels) != len(x):
+            raise ValueError(
+                f"`{x_name}` and `{y_name}` must have the same length. "
+                f"Received: {len(x)} images and {len(labels)} labels"
+            )
+        if labels.dtype.kind == "f" and not (
+            np.isfinite(labels).all() and (labels == np.round(labels)).all()
+        ):
+            raise ValueError(f"`{y_name}` must hold integer class labels.")
+        num_classes = self.branches.num_classes
+        out_of_range = (labels < 0) | (labels >= num_classes)
+        if out_of_range.any():
+            value = labels[np.argmax(out_of_range)]
+            raise ValueError(
+                f"`{y_name}` must hold labels in [0, {num_classes}). Received: "
+                f"{int(out_of_range.sum())} labels out of range, e.g. {value!r}"
+            )
 
     # --------------------------------------------------------------- export
     def target_model(self, name=None):

@@ -247,3 +247,30 @@ def test_same_seed_gives_identical_weights():
         weights.append([to_numpy(v) for v in model.weights])
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "x, y, error, match",
+    [
+        (np.zeros((4, 8, 8), "float32"), np.zeros(4, "int32"), ValueError, "4D"),
+        (np.zeros((4, 3, 8, 8), "float32"), np.zeros(4, "int32"), ValueError, "channels-first"),
+        (np.zeros((4, 16, 16, 3), "float32"), np.zeros(4, "int32"), ValueError, r"\(8, 8, 3\)"),
+        (np.zeros((0, 8, 8, 3), "float32"), np.zeros(0, "int32"), ValueError, "empty"),
+        (np.full((4, 8, 8, 3), np.nan, "float32"), np.zeros(4, "int32"), ValueError, "NaN"),
+        (np.full((4, 8, 8, 3), "a"), np.zeros(4, "int32"), TypeError, "numeric"),
+        (np.zeros((4, 8, 8, 3), "float32"), np.array([0, 1, 2, 4]), ValueError, r"\[0, 4\).*4"),
+        (np.zeros((4, 8, 8, 3), "float32"), np.array([0, -1, 2, 3]), ValueError, "out of range"),
+        (np.zeros((4, 8, 8, 3), "float32"), np.zeros((4, 4)), ValueError, "one-hot"),
+        (np.zeros((4, 8, 8, 3), "float32"), np.zeros(3, "int32"), ValueError, "same length"),
+        (np.zeros((4, 8, 8, 3), "float32"), np.array([0.5, 1, 2, 3]), ValueError, "integer"),
+        (np.zeros((4, 8, 8, 3), "float32"), np.array(["a"] * 4), TypeError, "integer"),
+    ],
+)
+def test_bad_array_data_raises_before_training(x, y, error, match):
+    model = small_model()
+    model.compile("sgd")
+    with pytest.raises(error, match=match):
+        model.fit(x, y, epochs=1, verbose=0)
+    with pytest.raises(error, match=match):
+        model.evaluate(x, y, verbose=0)
+    assert int(to_numpy(model.optimizer.iterations)) == 0
