@@ -5,6 +5,7 @@ from keras_ahbf import callbacks
 from keras_ahbf import layers
 from keras_ahbf import losses
 from keras_ahbf import models
+from keras_ahbf import training
 from keras_ahbf.callbacks import RampupCallback
 from keras_ahbf.losses import ahbf_loss
 from keras_ahbf.online_kd_model import OnlineKDModel
@@ -19,4 +20,5 @@ __all__ = [
     "layers",
     "losses",
     "models",
+    "training",
 ]

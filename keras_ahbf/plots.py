@@ -1,0 +1,218 @@
+"""PNG plots of a training run (matplotlib, headless).
+
+Figures are drawn with matplotlib's object API and its Agg renderer, without
+`pyplot`, so no display is needed and the user's pyplot backend is left
+alone.
+
+`plot_run(run_dir)` reads the per-epoch rows of a run written by the
+`keras-ahbf train` command (`state.json`, or `log.csv` when there is no
+state) and writes:
+
+- `accuracy.png`: test (and training) accuracy per epoch of every branch
+  and every fused teacher assistant;
+- `loss.png`: the loss terms (total, cross-entropy, branch and assistant
+  distillation, L2) and the ramp-up weight;
+- `fusion_weights.png`: the weight each fusion level gives its first input
+  (the previous assistant) over training, on training and test data, with
+  the spread of the per-image weights when `FusionWeightLogger` measured it;
+- `learning_rate.png`: the learning rate per epoch.
+
+`plot_history(rows, out_dir)` does the same from rows already in memory
+(e.g. `[dict(epoch=e, **{k: v[e] for k, v in history.history.items()})]`).
+"""
+
+import csv
+import os
+import re
+
+import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from keras_ahbf import _io
+
+__all__ = ["history_rows", "load_rows", "plot_history", "plot_run"]
+
+_LOSS_TERMS = ("loss", "ce", "kd_branch", "kd_ta", "l2")
+
+
+def load_rows(run_dir):
+    """Per-epoch log rows (dicts of floats) of a run directory.
+
+    Raises:
+        FileNotFoundError: if the directory has neither `state.json` nor
+            `log.csv`.
+    """
+    state = _io.read_json(os.path.join(run_dir, "state.json"))
+    if state and state.get("history"):
+        return state["history"]
+    path = os.path.join(run_dir, "log.csv")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No training log in {run_dir!r}: expected state.json or log.csv "
+            "(written by `keras-ahbf train`)."
+        )
+    rows = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            rows.append({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return rows
+
+
+def history_rows(history):
+    """Converts a `keras.callbacks.History` (or its `.history` dict) to rows."""
+    logs = getattr(history, "history", history)
+    epochs = getattr(history, "epoch", None) or list(range(len(next(iter(logs.values()), []))))
+    return [
+        dict(epoch=e, **{k: float(v[i]) for k, v in logs.items() if i < len(v)})
+        for i, e in enumerate(epochs)
+    ]
+
+
+def _series(rows, key):
+    xs, ys = [], []
+    for row in rows:
+        value = row.get(key)
+        if value is not None:
+            xs.append(int(row["epoch"]) + 1)
+            ys.append(value)
+    return xs, ys
+
+
+def _numbered(rows, pattern):
+    keys = set()
+    for row in rows:
+        keys.update(k for k in row if re.fullmatch(pattern, k))
+    return sorted(keys, key=lambda k: int(re.search(r"\d+", k).group()))
+
+
+def _save(fig, path):
+    for ax in fig.axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    with _io.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path
+
+
+def _plot_accuracy(rows, path):
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    names = _numbered(rows, r"branch_\d+_accuracy") + _numbered(rows, r"ta_\d+_accuracy")
+    cmap = matplotlib.colormaps["tab10"]
+    for i, name in enumerate(names):
+        label = name.replace("_accuracy", "")
+        label = "target (branch_0)" if label == "branch_0" else label
+        style = "--" if name.startswith("ta_") else "-"
+        xs, ys = _series(rows, f"val_{name}")
+        if xs:
+            ax.plot(xs, ys, style, color=cmap(i % 10), label=f"{label} test",
+                    linewidth=2.2 if name == "branch_0_accuracy" else 1.2)
+        xs, ys = _series(rows, name)
+        if xs:
+            ax.plot(xs, ys, style, color=cmap(i % 10), alpha=0.35, linewidth=0.8)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_title("Accuracy per branch (solid) and fused teacher (dashed); faint: training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def _plot_losses(rows, path):
+    fig = Figure(figsize=(11, 4.5))
+    ax, ax_w = fig.subplots(1, 2)
+    cmap = matplotlib.colormaps["tab10"]
+    for i, name in enumerate(_LOSS_TERMS):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            xs, ys = _series(rows, prefix + name)
+            if xs:
+                ax.plot(xs, ys, style, color=cmap(i),
+                        label=f"{'test ' if prefix else ''}{name}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.set_title("Loss terms (solid: training, dashed: test)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    xs, ys = _series(rows, "rampup_weight")
+    ax_w.plot(xs, ys, color="k")
+    ax_w.set_xlabel("epoch")
+    ax_w.set_title("Distillation ramp-up weight w(epoch)")
+    ax_w.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def _plot_fusion(rows, path):
+    levels = [re.search(r"\d+", k).group() for k in _numbered(rows, r"fusion_\d+_weight")]
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["tab10"]
+    for i, m in enumerate(levels):
+        color = cmap(i % 10)
+        xs, ys = _series(rows, f"fusion_{m}_weight")
+        ax.plot(xs, ys, "-", color=color, label=f"level {m} (training)")
+        xs, ys = _series(rows, f"val_fusion_{m}_weight")
+        if xs:
+            ax.plot(xs, ys, "--", color=color, label=f"level {m} (test)")
+        xs, ys = _series(rows, f"fusion_{m}_weight_infer")
+        _, std = _series(rows, f"fusion_{m}_weight_infer_std")
+        if xs and len(std) == len(ys):
+            # Spread of the per-sample weights over the probe images.
+            low = [y - s for y, s in zip(ys, std)]
+            high = [y + s for y, s in zip(ys, std)]
+            ax.fill_between(xs, low, high, color=color, alpha=0.15, linewidth=0)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean weight of the previous assistant")
+    ax.set_title("Adaptive fusion weights per level (1 - w goes to the new branch);\n"
+                 "band: +- std of the per-image weights", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    return _save(fig, path)
+
+
+def _plot_learning_rate(rows, path):
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
+    xs, ys = _series(rows, "learning_rate")
+    ax.plot(xs, ys, drawstyle="steps-post")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_history(rows, out_dir):
+    """Writes the PNG plots of per-epoch log rows into `out_dir`.
+
+    Args:
+        rows: list of dicts with an `"epoch"` key (0-based) and metric
+            values, as in `state.json`'s `"history"`.
+        out_dir: str. Folder for the PNG files (created if needed).
+
+    Returns:
+        List of the written file paths.
+
+    Raises:
+        ValueError: if `rows` is empty.
+    """
+    if not rows:
+        raise ValueError("There are no completed epochs to plot (the log is empty).")
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [
+        _plot_accuracy(rows, os.path.join(out_dir, "accuracy.png")),
+        _plot_losses(rows, os.path.join(out_dir, "loss.png")),
+        _plot_fusion(rows, os.path.join(out_dir, "fusion_weights.png")),
+    ]
+    if any("learning_rate" in r for r in rows):
+        paths.append(_plot_learning_rate(rows, os.path.join(out_dir, "learning_rate.png")))
+    return paths
+
+
+def plot_run(run_dir, out_dir=None):
+    """Plots a run directory's log; PNGs go to `out_dir` (default
+    `<run_dir>/plots`). Returns the written paths."""
+    rows = load_rows(run_dir)
+    return plot_history(rows, out_dir or os.path.join(run_dir, "plots"))
