@@ -34,6 +34,12 @@ def _unscale_loss_for_distribution(value):
     return unscale_loss_for_distribution(value)
 
 
+def _sum_of_squares(variables):
+    """`sum_w sum(w ** 2)` over a list of weights, in float32."""
+    squares = [ops.sum(ops.square(ops.cast(v, "float32"))) for v in variables]
+    return ops.sum(ops.stack(squares))
+
+
 @keras.saving.register_keras_serializable(package="keras_ahbf")
 class OnlineKDModel(keras.Model):
     """A network with hierarchical branches trained by online distillation.
@@ -369,11 +375,7 @@ class OnlineKDModel(keras.Model):
         )
         total = terms["total"]
         if self.weight_decay:
-            squares = [
-                ops.sum(ops.square(ops.cast(v, "float32")))
-                for v in self.trainable_variables
-            ]
-            l2 = 0.5 * self.weight_decay * sum(squares[1:], squares[0])
+            l2 = 0.5 * self.weight_decay * _sum_of_squares(self.trainable_variables)
             total = total + l2
             self._metric_trackers["l2"].update_state(l2)
         extra = [ops.sum(ops.cast(loss, "float32")) for loss in self.losses]

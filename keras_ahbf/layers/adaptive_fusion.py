@@ -6,8 +6,17 @@ import keras
 from keras import ops
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers.cbam import CBAM
+from keras_ahbf.layers.non_local_block import NonLocalBlock
+from keras_ahbf.layers.squeeze_excitation import SqueezeExcitation
 
-ATTENTIONS = (None,)
+# The attention block each `attention` value places after the BatchNorm on G.
+ATTENTION_LAYERS = {
+    "se": SqueezeExcitation,
+    "cbam": CBAM,
+    "nonlocal": NonLocalBlock,
+}
+ATTENTIONS = (None,) + tuple(ATTENTION_LAYERS)
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -20,6 +29,7 @@ class AdaptiveFusion(keras.layers.Layer):
 
     ```
     G = BatchNorm(Conv1x1_with_bias(concat([Fa, Fb], axis=-1)))   # C = Cb channels
+    G = Attention(G)                                               # only with `attention`
     g = GlobalAveragePooling(G)                                    # (N, C)
     s = ReLU(BatchNorm(Dense_with_bias(g, units=2)))               # (N, 2)
     w = softmax(s, axis=-1)                                        # per-sample weights
@@ -33,9 +43,15 @@ class AdaptiveFusion(keras.layers.Layer):
     with the next, deeper branch: `(G_m, e_m) = Fuse_m(G_{m-1}, F_m,
     e_{m-1}, z_m)`.
 
+    The published attention variants are available with `attention=`:
+    `"se"` (`SqueezeExcitation`), `"cbam"` (`CBAM`) and `"nonlocal"`
+    (`NonLocalBlock`); they work for any channel count `C` (the published
+    ones hard-code 64 channels).
+
     Args:
-        attention: `None`. The attention block placed after the BatchNorm on
-            `G` (`None`: the plain fusion of the paper).
+        attention: `None`, `"se"`, `"cbam"` or `"nonlocal"`. The attention
+            block placed after the BatchNorm on `G` (`None`: the plain
+            fusion of the paper).
         return_weights: bool. If `True`, `call` also returns the `(N, 2)`
             fusion weights.
         kernel_initializer: initializer for the 1x1 convolution (default:
@@ -139,12 +155,20 @@ class AdaptiveFusion(keras.layers.Layer):
         self.fc.build((fa[0], channels))
         self.bn_fc = _utils.batch_norm("bn_fc", self.dtype_policy)
         self.bn_fc.build((fa[0], 2))
+        self.attention_layer = None
+        if self.attention is not None:
+            self.attention_layer = ATTENTION_LAYERS[self.attention](
+                name=f"attention_{self.attention}", dtype=self.dtype_policy
+            )
+            self.attention_layer.build(fa[:3] + (channels,))
         self.built = True
 
     def call(self, inputs, training=None):
         features_a, features_b, logits_a, logits_b = inputs
         fused = self.conv(ops.concatenate([features_a, features_b], axis=-1))
         fused = self.bn(fused, training=training)
+        if self.attention_layer is not None:
+            fused = self.attention_layer(fused, training=training)
         pooled = ops.mean(fused, axis=(1, 2))
         scores = ops.relu(self.bn_fc(self.fc(pooled), training=training))
         weights = ops.softmax(scores, axis=-1)
