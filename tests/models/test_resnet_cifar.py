@@ -16,6 +16,7 @@ def test_resnet32_parameter_counts_match_the_published_model():
 def test_resnet110_bottleneck_parameter_count():
     model = resnet_cifar(110, num_classes=100, num_branches=4, aux=3)
     assert trainable_count(model) == 5_521_906
+    assert trainable_count(model.target_model()) == 1_170_868
     assert model.branches.stages[0].block == "bottleneck"
 
 
