@@ -17,6 +17,20 @@ def conv_initializer():
     )
 
 
+def resolve_initializer(initializer):
+    """`"default"` means `conv_initializer()`; anything else is Keras'."""
+    if isinstance(initializer, str) and initializer == "default":
+        return conv_initializer()
+    return initializer
+
+
+def serialize_initializer(initializer):
+    """The `get_config()` form of a `kernel_initializer` argument."""
+    if isinstance(initializer, str):
+        return initializer
+    return keras.initializers.serialize(initializer)
+
+
 def check_int(name, value, minimum):
     """Raises unless `value` is an int >= `minimum` (bools rejected)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):

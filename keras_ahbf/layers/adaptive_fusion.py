@@ -137,9 +137,7 @@ class AdaptiveFusion(keras.layers.Layer):
     def build(self, input_shape):
         fa, fb, _ = self._check_inputs(input_shape)
         channels = fb[-1]
-        init = self.kernel_initializer
-        if init == "default":
-            init = _utils.conv_initializer()
+        init = _utils.resolve_initializer(self.kernel_initializer)
         self.conv = keras.layers.Conv2D(
             channels,
             1,
@@ -188,9 +186,7 @@ class AdaptiveFusion(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        init = self.kernel_initializer
-        if not isinstance(init, str):
-            init = keras.initializers.serialize(init)
+        init = _utils.serialize_initializer(self.kernel_initializer)
         config.update(
             {
                 "attention": self.attention,

@@ -81,9 +81,7 @@ class CBAM(keras.layers.Layer):
             channels, use_bias=False, name="fc2", dtype=self.dtype_policy
         )
         self.fc2.build((input_shape[0], hidden))
-        init = self.kernel_initializer
-        if init == "default":
-            init = _utils.conv_initializer()
+        init = _utils.resolve_initializer(self.kernel_initializer)
         self.spatial_conv = keras.layers.Conv2D(
             1,
             self.kernel_size,
@@ -115,9 +113,7 @@ class CBAM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        init = self.kernel_initializer
-        if not isinstance(init, str):
-            init = keras.initializers.serialize(init)
+        init = _utils.serialize_initializer(self.kernel_initializer)
         config.update(
             {
                 "reduction": self.reduction,

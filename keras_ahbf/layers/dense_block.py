@@ -96,9 +96,7 @@ class DenseBlock(keras.layers.Layer):
         return input_channels + self.num_layers * self.growth_rate
 
     def _conv(self, filters, size, name):
-        init = self.kernel_initializer
-        if init == "default":
-            init = _utils.conv_initializer()
+        init = _utils.resolve_initializer(self.kernel_initializer)
         return keras.layers.Conv2D(
             filters, size, padding="same", use_bias=False,
             kernel_initializer=init, name=name, dtype=self.dtype_policy,
@@ -162,9 +160,7 @@ class DenseBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        init = self.kernel_initializer
-        if not isinstance(init, str):
-            init = keras.initializers.serialize(init)
+        init = _utils.serialize_initializer(self.kernel_initializer)
         config.update(
             {
                 "growth_rate": self.growth_rate,

@@ -70,8 +70,7 @@ class InvertedResidualBlock(keras.layers.Layer):
         self.kernel_initializer = kernel_initializer
 
     def _init(self):
-        init = self.kernel_initializer
-        return _utils.conv_initializer() if init == "default" else init
+        return _utils.resolve_initializer(self.kernel_initializer)
 
     def build(self, input_shape):
         _utils.check_rank4_channels_last("inputs", input_shape)
@@ -118,9 +117,7 @@ class InvertedResidualBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        init = self.kernel_initializer
-        if not isinstance(init, str):
-            init = keras.initializers.serialize(init)
+        init = _utils.serialize_initializer(self.kernel_initializer)
         config.update(
             {
                 "filters": self.filters,

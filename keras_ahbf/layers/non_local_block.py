@@ -69,9 +69,7 @@ class NonLocalBlock(keras.layers.Layer):
         self.kernel_initializer = kernel_initializer
 
     def _conv(self, filters, name):
-        init = self.kernel_initializer
-        if init == "default":
-            init = _utils.conv_initializer()
+        init = _utils.resolve_initializer(self.kernel_initializer)
         return keras.layers.Conv2D(
             filters,
             1,
@@ -118,9 +116,7 @@ class NonLocalBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        init = self.kernel_initializer
-        if not isinstance(init, str):
-            init = keras.initializers.serialize(init)
+        init = _utils.serialize_initializer(self.kernel_initializer)
         config.update(
             {
                 "inter_channels": self.inter_channels,

@@ -70,9 +70,7 @@ class VGGStage(keras.layers.Layer):
     def build(self, input_shape):
         _utils.check_rank4_channels_last("inputs", input_shape)
         shape = tuple(input_shape)
-        init = self.kernel_initializer
-        if init == "default":
-            init = _utils.conv_initializer()
+        init = _utils.resolve_initializer(self.kernel_initializer)
         self.convs, self.bns = [], []
         for i in range(self.num_convs):
             conv = keras.layers.Conv2D(
@@ -104,9 +102,7 @@ class VGGStage(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        init = self.kernel_initializer
-        if not isinstance(init, str):
-            init = keras.initializers.serialize(init)
+        init = _utils.serialize_initializer(self.kernel_initializer)
         config.update(
             {
                 "filters": self.filters,
