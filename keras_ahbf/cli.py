@@ -432,6 +432,33 @@ def _new_model(config, steps, jit):
     return training.compile_model(model, config, steps, jit_compile=jit)
 
 
+# Checkpoints, logs and the export of a small model take a few MiB; refuse to
+# start a run that could only fail at its first checkpoint.
+MIN_FREE_MIB = 64
+
+
+def _check_output_writable(output):
+    """Fails before training if `output` cannot hold the run's files."""
+    probe = os.path.join(output, f".keras-ahbf-write-test-{os.getpid()}")
+    try:
+        os.makedirs(output, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+    except OSError as e:
+        raise CLIError(
+            f"--output {output} is not writable: {e.strerror or e}"
+        ) from None
+    free_mib = shutil.disk_usage(output).free / 2**20
+    if free_mib < MIN_FREE_MIB:
+        raise CLIError(
+            f"--output {output}: only {free_mib:.0f} MiB free on its disk; a run "
+            f"needs at least {MIN_FREE_MIB} MiB for checkpoints and logs"
+        )
+
+
 def _train(args):
     config = _train_config(args)
     output = os.path.abspath(
@@ -463,6 +490,7 @@ def _train(args):
         steps = training.steps_per_epoch(train_size, config.batch_size)
         if not state:
             model = _new_model(config, steps, jit)
+    _check_output_writable(output)
     if saved is None:
         _io.atomic_write_json(
             config_path,

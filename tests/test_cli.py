@@ -8,6 +8,7 @@ epoch.
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -263,6 +264,24 @@ def test_foreign_output_directory_is_refused(tmp_path, capsys):
     rc = cli.main(["train", *TINY, "--epochs", "1", "--output", str(tmp_path)])
     assert "config.json" in _one_line_error(capsys, 2, rc)
     assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_unwritable_output_is_refused_before_training(capsys):
+    # /proc refuses new directories even to root.
+    rc = cli.main(["train", *TINY, "--epochs", "1", "--output", "/proc/keras-ahbf/run"])
+    assert "not writable" in _one_line_error(capsys, 2, rc)
+
+
+def test_full_disk_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(
+        cli.shutil, "disk_usage", lambda path: usage._replace(free=10 * 2**20)
+    )
+    out = tmp_path / "run"
+    rc = cli.main(["train", *TINY, "--epochs", "1", "--output", str(out)])
+    assert "MiB free" in _one_line_error(capsys, 2, rc)
+    assert not (out / "config.json").exists()
+    assert not (out / "checkpoints").exists()
 
 
 def test_argparse_errors_exit_2():
