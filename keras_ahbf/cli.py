@@ -6,6 +6,7 @@ keras-ahbf train --dataset cifar100 --data-dir cifar100.npz   # the paper's reci
 keras-ahbf evaluate runs/digits                                # every branch and teacher
 keras-ahbf export runs/digits --output resnet8.keras           # + a TF SavedModel
 keras-ahbf plot runs/digits                                    # PNGs in runs/digits/plots
+keras-ahbf train ... --distribute mirrored                     # data parallel, see below
 ```
 
 The Keras backend is chosen as usual with `KERAS_BACKEND` (tensorflow, jax or
@@ -19,6 +20,12 @@ epoch), `log.csv`, `tensorboard/`, and at the end `target.keras` (the
 deployable target network) and `summary.json`. Running the same command again
 with the same `--output` resumes an interrupted run (even one killed with
 SIGKILL) from its last completed epoch; see `keras_ahbf.callbacks.EpochCheckpoint`.
+
+`train --distribute mirrored|multi-worker|data-parallel` trains data-parallel
+with `keras_ahbf.make_distribution` (TensorFlow's `MirroredStrategy` /
+`MultiWorkerMirroredStrategy` with `TF_CONFIG`, JAX's `DataParallel`);
+`--batch-size` stays the global batch, and with several workers only the
+chief writes `--output`.
 """
 
 import argparse
@@ -26,6 +33,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import tempfile
 import time
 
 import keras
@@ -33,6 +41,7 @@ import numpy as np
 
 from keras_ahbf import _io
 from keras_ahbf import data
+from keras_ahbf import distribution
 from keras_ahbf import training
 from keras_ahbf.callbacks import EpochCheckpoint
 from keras_ahbf.callbacks import FusionWeightLogger
@@ -135,6 +144,14 @@ def build_parser():
     p.add_argument("--jit", choices=("auto", "on", "off"), default="auto",
                    help="XLA compilation: auto = on for JAX (which needs it), off "
                    "for TensorFlow and PyTorch (faster for convolutions on CPU)")
+    p.add_argument("--distribute", choices=distribution.KINDS, default="none",
+                   help="data-parallel engine: 'mirrored' (TensorFlow, all local GPUs), "
+                   "'multi-worker' (TensorFlow, one process per host, cluster in "
+                   "TF_CONFIG), 'data-parallel' (JAX, all devices; multi-host with "
+                   "KERAS_DISTRIBUTION_* variables). --batch-size stays the global batch.")
+    p.add_argument("--cpu-devices", type=_positive_int,
+                   help="without GPUs, split the CPU into N devices for --distribute "
+                   "mirrored/data-parallel (to try a distributed run on one machine)")
     p.add_argument("--output", help="run directory (default runs/<dataset>-<backbone>-seed<seed>)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="0 silent, 1 progress bar (default), 2 one line per epoch")
@@ -459,8 +476,24 @@ def _check_output_writable(output):
         )
 
 
+def _make_distribution(args):
+    """The `--distribute` engine; created before any tensor exists."""
+    if args.cpu_devices is not None and args.distribute == "none":
+        raise CLIError("--cpu-devices needs --distribute mirrored or data-parallel.")
+    try:
+        return distribution.make_distribution(args.distribute, cpu_devices=args.cpu_devices)
+    except ValueError as e:
+        raise CLIError(f"--distribute {args.distribute}: {e}") from None
+
+
 def _train(args):
     config = _train_config(args)
+    dist = _make_distribution(args)
+    with dist.scope():
+        return _train_in_scope(args, config, dist)
+
+
+def _train_in_scope(args, config, dist):
     output = os.path.abspath(
         args.output or os.path.join("runs", f"{config.dataset}-{config.backbone}-seed{config.seed}")
     )
@@ -474,7 +507,7 @@ def _train(args):
                 + "; ".join(diffs)
                 + ". Repeat the original command to resume it, or choose another --output."
             )
-    elif _is_foreign_directory(output):
+    elif dist.is_chief and _is_foreign_directory(output):
         raise CLIError(
             f"--output {output} is a non-empty directory without a keras-ahbf run "
             f"({CONFIG_FILE}); choose a new or empty directory."
@@ -486,23 +519,33 @@ def _train(args):
     # Everything that can fail on user input (options, data, backbone) fails
     # here, before anything is written or trained.
     if done < config.epochs:
+        if config.batch_size % dist.num_replicas:
+            raise CLIError(
+                f"--batch-size {config.batch_size} (the global batch) must be divisible "
+                f"by the {dist.num_replicas} replicas of --distribute {dist.kind}."
+            )
         train_ds, test_ds, train_size, probe = _datasets(config, done)
         steps = training.steps_per_epoch(train_size, config.batch_size)
         if not state:
             model = _new_model(config, steps, jit)
-    _check_output_writable(output)
-    if saved is None:
-        _io.atomic_write_json(
-            config_path,
-            {
-                "config": config.to_dict(),
-                "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "backend": keras.backend.backend(),
-                "command": "keras-ahbf " + " ".join(args.argv),
-            },
-        )
-
-    if done < config.epochs:
+    if dist.is_chief:
+        _check_output_writable(output)
+        if saved is None:
+            _io.atomic_write_json(
+                config_path,
+                {
+                    "config": config.to_dict(),
+                    "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "backend": keras.backend.backend(),
+                    "command": "keras-ahbf " + " ".join(args.argv),
+                    "distribute": dist.kind,
+                    "replicas": dist.num_replicas,
+                },
+            )
+    if done >= config.epochs:
+        _print(f"{output} already completed its {config.epochs} epochs.")
+        model = None
+    else:
         if state:
             model, state = EpochCheckpoint.restore(output)
             model.jit_compile = jit
@@ -516,56 +559,82 @@ def _train(args):
                 f"{config.dataset} ({train_size} images) for {config.epochs} epochs; "
                 f"backend {keras.backend.backend()}; run directory {output}"
             )
-        checkpoint = EpochCheckpoint(output, metadata={"epochs_planned": config.epochs})
-        callbacks = [keras.callbacks.TerminateOnNaN(), FusionWeightLogger(probe), checkpoint]
-        if tensorboard_available():
-            # After the logger and the checkpoint, so it logs what they add.
-            callbacks.append(
-                keras.callbacks.TensorBoard(
-                    os.path.join(output, TENSORBOARD_DIR), write_graph=False, profile_batch=0
-                )
+        if dist.kind != "none":
+            _print(
+                f"Data parallel ({dist.kind}): {dist.num_replicas} replicas on "
+                f"{dist.num_workers} worker(s), this is worker {dist.worker_index}; "
+                f"global batch {config.batch_size}."
             )
+        if dist.is_chief:
+            code = _fit(args, config, model, output, output, train_ds, test_ds, probe, done)
         else:
-            _print("Note: the `tensorboard` package is not installed; no TensorBoard logs "
-                   "(pip install tensorboard).")
-        try:
-            model.fit(
-                train_ds,
-                epochs=config.epochs,
-                initial_epoch=done,
-                validation_data=test_ds,
-                callbacks=callbacks,
-                verbose=args.verbose,
-                shuffle=False,  # The tf.data pipeline shuffles; this silences a warning.
-            )
-        except KeyboardInterrupt:
-            state = EpochCheckpoint.read_state(output)
-            done = state["epochs_completed"] if state else 0
-            print(
-                f"\nInterrupted: {done} completed epoch(s) are saved in {output}; "
-                "run the same command again to resume.",
-                file=sys.stderr,
-            )
-            return EXIT_INTERRUPTED
-        if checkpoint.nonfinite_epoch is not None:
-            state = EpochCheckpoint.read_state(output)
-            done = state["epochs_completed"] if state else 0
-            kept = (
-                f"the checkpoint of epoch {done} is kept in {output}"
-                if done
-                else "no epoch was completed"
-            )
-            raise CLIError(
-                f"the loss became NaN or infinite in epoch {checkpoint.nonfinite_epoch + 1}; "
-                f"training stopped and {kept}. Try a lower --lr.",
-                code=EXIT_NONFINITE,
-            )
+            # Only the chief writes the run directory (the others read their
+            # resume point from it, on a shared file system). The other
+            # workers keep identical checkpoints in a scratch folder, so that
+            # every worker runs the same callbacks and stops in lock step.
+            scratch = tempfile.mkdtemp(prefix=f"keras-ahbf-worker{dist.worker_index}-")
+            try:
+                code = _fit(args, config, model, output, scratch, train_ds, test_ds, probe, done)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+        if code:
+            return code
         state = EpochCheckpoint.read_state(output)
-    else:
-        model = None
-        _print(f"{output} already completed its {config.epochs} epochs.")
+    if not dist.is_chief:
+        _print(f"Worker {dist.worker_index} done; the chief writes {output}.")
+        return 0
     summary = _finalize(output, config, state, model)
     _print(format_summary(summary, output))
+    return 0
+
+
+def _fit(args, config, model, output, checkpoint_dir, train_ds, test_ds, probe, done):
+    """Trains from epoch `done`; 0, or the exit code of an interruption."""
+    checkpoint = EpochCheckpoint(checkpoint_dir, metadata={"epochs_planned": config.epochs})
+    callbacks = [keras.callbacks.TerminateOnNaN(), FusionWeightLogger(probe), checkpoint]
+    writes_output = checkpoint_dir == output  # False on non-chief workers.
+    if writes_output and tensorboard_available():
+        # After the logger and the checkpoint, so it logs what they add.
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                os.path.join(output, TENSORBOARD_DIR), write_graph=False, profile_batch=0
+            )
+        )
+    elif writes_output:
+        _print("Note: the `tensorboard` package is not installed; no TensorBoard logs "
+               "(pip install tensorboard).")
+    try:
+        model.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=done,
+            validation_data=test_ds,
+            callbacks=callbacks,
+            verbose=args.verbose,
+            shuffle=False,  # The tf.data pipeline shuffles; this silences a warning.
+        )
+    except KeyboardInterrupt:
+        state = EpochCheckpoint.read_state(output)
+        done = state["epochs_completed"] if state else 0
+        print(
+            f"\nInterrupted: {done} completed epoch(s) are saved in {output}; "
+            "run the same command again to resume.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    if checkpoint.nonfinite_epoch is not None:
+        state = EpochCheckpoint.read_state(output)
+        done = state["epochs_completed"] if state else 0
+        kept = (
+            f"the checkpoint of epoch {done} is kept in {output}"
+            if done
+            else "no epoch was completed"
+        )
+        raise CLIError(
+            f"the loss became NaN or infinite in epoch {checkpoint.nonfinite_epoch + 1}; "
+            f"training stopped and {kept}. Try a lower --lr.",
+            code=EXIT_NONFINITE,
+        )
     return 0
 
 

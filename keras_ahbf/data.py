@@ -44,6 +44,7 @@ __all__ = [
     "load_imagenet",
     "make_dataset",
     "normalization_stats",
+    "tf_distribute_strategy",
     "validate_arrays",
 ]
 
@@ -1248,3 +1249,106 @@ def make_dataset(
 
     ds = ds.map(finish, num_parallel_calls=autotune)
     return ds.prefetch(autotune)
+
+
+# --------------------------------------------------------------------------
+# tf.distribute strategies (used by `keras_ahbf.distribution`; they live here
+# because this is the one module that imports TensorFlow, and the strategies
+# decide how the pipelines above are sharded across replicas and workers).
+
+
+def _tf_config_task():
+    """(task index, number of workers) from `TF_CONFIG`, validated."""
+    import json
+
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise ValueError(
+            "kind='multi-worker' needs the TF_CONFIG environment variable, e.g. "
+            '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+            '"task": {"type": "worker", "index": 0}}. Received: TF_CONFIG unset'
+        )
+    try:
+        config = json.loads(raw)
+        cluster = config["cluster"]
+        task = config["task"]
+        task_type, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(
+            f"TF_CONFIG must be JSON with 'cluster' and 'task': {{'type', 'index'}} "
+            f"({type(e).__name__}: {e}). Received: TF_CONFIG={raw!r}"
+        ) from None
+    workers = list(cluster.get("chief", [])) + list(cluster.get("worker", []))
+    if task_type not in ("chief", "worker") or not workers:
+        raise ValueError(
+            "TF_CONFIG must list the cluster's 'worker' (and optional 'chief') "
+            f"addresses and give this process's task type 'worker' or 'chief'. "
+            f"Received: TF_CONFIG={raw!r}"
+        )
+    members = len(cluster.get(task_type, []))
+    if not 0 <= index < members:
+        raise ValueError(
+            f"TF_CONFIG task index {index} is outside the {members} '{task_type}' "
+            f"address(es) of the cluster. Received: TF_CONFIG={raw!r}"
+        )
+    # The chief (or worker 0 when there is no chief) writes the run's files.
+    if task_type == "worker" and "chief" in cluster:
+        index += len(cluster["chief"])
+    return index, len(workers)
+
+
+def tf_distribute_strategy(kind, *, cpu_devices=None):
+    """A `tf.distribute` strategy for `keras_ahbf.make_distribution`.
+
+    Args:
+        kind: str. `"mirrored"` (every local GPU, else `cpu_devices` logical
+            CPUs) or `"multi-worker"` (one process per host, cluster from
+            `TF_CONFIG`).
+        cpu_devices: int or None. Without GPUs, the number of logical CPU
+            devices to mirror over (`"mirrored"` only).
+
+    Returns:
+        `(strategy, worker_index, num_workers)`.
+
+    Raises:
+        ValueError: for an unknown `kind`, a `cpu_devices` that cannot be
+            applied (TensorFlow already initialised its devices, or the
+            machine has GPUs), or a missing/malformed `TF_CONFIG`.
+    """
+    tf = _tf()
+    if kind == "mirrored":
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            if cpu_devices not in (None, 1):
+                raise ValueError(
+                    f"`cpu_devices` only applies to machines without GPUs; this one "
+                    f"has {len(gpus)}. Received: cpu_devices={cpu_devices}"
+                )
+            return tf.distribute.MirroredStrategy(), 0, 1
+        count = cpu_devices or 1
+        if count > 1:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            try:
+                tf.config.set_logical_device_configuration(
+                    cpu, [tf.config.LogicalDeviceConfiguration()] * count
+                )
+            except RuntimeError:
+                if len(tf.config.list_logical_devices("CPU")) != count:
+                    raise ValueError(
+                        f"`cpu_devices={count}` can no longer be applied: TensorFlow "
+                        "already initialised its devices. Create the distribution at "
+                        "the start of the program, before any tensor or model."
+                    ) from None
+        devices = [f"/cpu:{i}" for i in range(count)]
+        return tf.distribute.MirroredStrategy(devices), 0, 1
+    if kind == "multi-worker":
+        if cpu_devices not in (None, 1):
+            raise ValueError(
+                "`cpu_devices` applies to kind='mirrored' or 'data-parallel' only. "
+                f"Received: kind='multi-worker', cpu_devices={cpu_devices}"
+            )
+        index, workers = _tf_config_task()
+        return tf.distribute.MultiWorkerMirroredStrategy(), index, workers
+    raise ValueError(
+        f"`kind` must be 'mirrored' or 'multi-worker'. Received: kind={kind!r}"
+    )

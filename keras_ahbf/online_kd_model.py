@@ -402,6 +402,46 @@ class OnlineKDModel(keras.Model):
             x, y, y_pred["branch_logits"][0], sample_weight=sample_weight
         )
 
+    # ---- tf.distribute.MultiWorkerMirroredStrategy support ---------------
+    # Keras 3's TensorFlow trainer fails under MultiWorkerMirroredStrategy
+    # (keras-team/keras#20585) in two places, both outside the training
+    # computation: (1) before the first epoch it averages a whole nested input
+    # batch across workers just to learn its shapes, which the collective
+    # reduce rejects; (2) it reduces each scalar log value across workers with
+    # `axis=0`, which needs rank >= 1. The overrides below are inert unless a
+    # multi-worker strategy is active: they take the shapes from this
+    # worker's own batch and return the logs as shape-(1,) tensors (the mean
+    # over workers is unchanged). The gradients, the loss and its
+    # per-replica scaling are Keras' own.
+
+    def _in_multi_worker_mode(self):
+        strategy = getattr(self, "_distribute_strategy", None)
+        extended = getattr(strategy, "extended", None)
+        in_mode = getattr(extended, "_in_multi_worker_mode", None)
+        return bool(in_mode()) if callable(in_mode) else False
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None and data_batch is None and self._in_multi_worker_mode():
+            for _, _, batches in iterator:
+                batch = next(batches)
+                break
+            data_batch = keras.tree.map_structure(
+                lambda v: v.values[0] if hasattr(v, "values") else v, batch
+            )
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _multi_worker_logs(self, logs):
+        if not self._in_multi_worker_mode():
+            return logs
+        return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+
+    def train_step(self, *args, **kwargs):
+        return self._multi_worker_logs(super().train_step(*args, **kwargs))
+
+    def test_step(self, *args, **kwargs):
+        return self._multi_worker_logs(super().test_step(*args, **kwargs))
+
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
             callbacks=None, **kwargs):
         """Trains the model (see `keras.Model.fit`).

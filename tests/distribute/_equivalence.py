@@ -3,6 +3,10 @@ the losses and the largest weight difference as JSON.
 
 Run as a subprocess (device counts must be set before TensorFlow/JAX start):
     python -m tests.distribute._equivalence tf_mirrored|jax_data_parallel
+    python -m tests.distribute._equivalence single|tf_multi_worker OUT.npz
+The last two print one run (single device, or this process's worker of a
+MultiWorkerMirroredStrategy cluster given by TF_CONFIG) and save its weights
+to OUT.npz, so a test can compare processes.
 BatchNorm layers are frozen (inference mode) in both runs, so the per-replica
 batch statistics of tf.distribute cannot cause a difference.
 """
@@ -62,6 +66,19 @@ def main():
         replicas = len(devices)
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         multi = run(contextlib.nullcontext())
+    elif ENGINE in ("single", "tf_multi_worker"):
+        if ENGINE == "single":
+            replicas, result = 1, run(contextlib.nullcontext())
+        else:
+            import tensorflow as tf
+
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            replicas, result = strategy.num_replicas_in_sync, run(strategy.scope())
+        np.savez(sys.argv[2], *result[2])
+        print(json.dumps({
+            "replicas": replicas, "eval_loss": result[0], "train_loss": result[1],
+        }))
+        return
     else:
         raise SystemExit(f"unknown engine {ENGINE!r}")
     diff = max(float(np.abs(a - b).max()) for a, b in zip(single[2], multi[2]))

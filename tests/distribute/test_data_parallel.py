@@ -37,3 +37,66 @@ def test_two_replicas_match_one_device():
     single, multi = result["train_loss"]
     assert multi == pytest.approx(single, rel=1e-5)
     assert result["max_weight_diff"] < 1e-5
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _equivalence_process(engine, out, env):
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.distribute._equivalence", engine, str(out)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _finish(proc, timeout=600):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="MultiWorkerMirroredStrategy is TensorFlow's engine",
+)
+def test_two_workers_match_one_device(tmp_path):
+    """Two local worker processes over loopback (TF_CONFIG) equal one device."""
+    import numpy as np
+
+    base = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    base.pop("TF_CONFIG", None)
+    ports = _free_ports(2)
+    cluster = {"worker": [f"localhost:{p}" for p in ports]}
+    workers = [
+        _equivalence_process(
+            "tf_multi_worker", tmp_path / f"worker{i}.npz",
+            dict(base, TF_CONFIG=json.dumps({"cluster": cluster,
+                                             "task": {"type": "worker", "index": i}})),
+        )
+        for i in range(2)
+    ]
+    results = [_finish(w) for w in workers]
+    single = _finish(_equivalence_process("single", tmp_path / "single.npz", base))
+    reference = np.load(tmp_path / "single.npz")
+    for i, result in enumerate(results):
+        assert result["replicas"] == 2
+        assert result["eval_loss"] == pytest.approx(single["eval_loss"], rel=1e-5)
+        assert result["train_loss"] == pytest.approx(single["train_loss"], rel=1e-5)
+        weights = np.load(tmp_path / f"worker{i}.npz")
+        assert len(weights.files) == len(reference.files)
+        diff = max(float(np.abs(weights[k] - reference[k]).max()) for k in reference.files)
+        assert diff < 1e-5
