@@ -163,8 +163,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
     by SIGKILL) leaves a `state.json` that names a complete checkpoint, and
     a restarted run resumes from it (`restore`) with
     `model.fit(..., initial_epoch=state["epochs_completed"])`; an epoch
-    interrupted before its commit is simply trained again. Temporary files
-    of a killed process are deleted on the next start.
+    interrupted before its commit is simply trained again. On the next
+    start, `recover` deletes the temporary files of a killed process and
+    brings `log.csv` and the checkpoints in line with `state.json`.
 
     An epoch whose `loss` is NaN or infinite is not saved: training is
     stopped and `nonfinite_epoch` is set, so the last good checkpoint
@@ -217,8 +218,44 @@ class EpochCheckpoint(keras.callbacks.Callback):
     # ------------------------------------------------------------- reading
     @classmethod
     def read_state(cls, directory):
-        """Returns the committed state of a run directory, or None."""
-        return _io.read_json(os.path.join(directory, cls.STATE_FILE))
+        """Returns the committed state of a run directory, or None.
+
+        Raises:
+            ValueError: (a `keras_ahbf._io.CorruptFileError`) if
+                `state.json` exists but is not a state this callback wrote:
+                not JSON, or without a valid `epochs_completed`,
+                `checkpoint` and `history`. The message names the file.
+        """
+        path = os.path.join(directory, cls.STATE_FILE)
+        state = _io.read_json(path)
+        if state is None:
+            return None
+        problem = None
+        if not isinstance(state, dict):
+            problem = f"holds a {type(state).__name__}, not an object"
+        else:
+            done = state.get("epochs_completed")
+            name = state.get("checkpoint")
+            if isinstance(done, bool) or not isinstance(done, int) or done < 1:
+                problem = f"has epochs_completed={done!r} (expected an integer >= 1)"
+            elif (
+                not isinstance(name, str)
+                or not name.endswith(".keras")
+                or os.path.basename(name) != name
+                or name in ("", ".", "..")
+            ):
+                problem = (
+                    f"has checkpoint={name!r} (expected the file name of a "
+                    f".keras file in {cls.CHECKPOINT_DIR}/)"
+                )
+            elif not isinstance(state.get("history"), list):
+                problem = "has no list of per-epoch rows under 'history'"
+        if problem:
+            raise _io.CorruptFileError(
+                f"{path} is not a valid run state: it {problem}; it was "
+                "damaged or replaced after it was written."
+            )
+        return state
 
     @classmethod
     def restore(cls, directory, compile=True):
@@ -233,6 +270,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
         Raises:
             FileNotFoundError: if `state.json` names a missing checkpoint.
+            ValueError: (a `keras_ahbf._io.CorruptFileError`) if
+                `state.json` or the checkpoint is damaged (empty, truncated,
+                not a `.keras` file, not loadable) or the checkpoint holds
+                another kind of model than the one saved; the message names
+                the file.
         """
         state = cls.read_state(directory)
         if not state:
@@ -243,15 +285,62 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 f"{os.path.join(directory, cls.STATE_FILE)} names the checkpoint "
                 f"{path}, which does not exist."
             )
-        model = keras.saving.load_model(path, compile=compile)
+        model = _io.load_keras_model(path, compile=compile)
+        expected = state.get("model_class")
+        if expected is not None and type(model).__name__ != expected:
+            raise _io.CorruptFileError(
+                f"{path} holds a {type(model).__name__}, but the run saved a "
+                f"{expected} there (according to "
+                f"{os.path.join(directory, cls.STATE_FILE)}); the checkpoint "
+                "was replaced after it was written."
+            )
         return model, state
 
     # ------------------------------------------------------------ training
+    @classmethod
+    def recover(cls, directory, keep=1):
+        """Tidies a run directory after a crash, from its `state.json`.
+
+        A process killed during or after a commit can leave temporary
+        files, a `log.csv` one epoch behind `state.json` (killed between
+        the two), a checkpoint newer than the committed one (killed before
+        `state.json`) or an old one not yet deleted. This deletes the
+        temporary files of dead processes, rewrites `log.csv` from
+        `state.json` when they differ, and keeps only the committed
+        checkpoint and the `keep - 1` before it (no checkpoint is deleted
+        while no state is committed). Idempotent, and a no-op on a tidy
+        directory; call it before resuming or finishing a run, never while
+        another process trains in `directory`. `on_train_begin` calls it.
+
+        Args:
+            directory: str. Run directory.
+            keep: int. Number of checkpoints kept, as in the constructor.
+
+        Returns:
+            The committed state (as `read_state`), or None.
+        """
+        checkpoints = os.path.join(directory, cls.CHECKPOINT_DIR)
+        for folder in (directory, checkpoints):
+            _io.remove_stale_temporaries(folder)
+        state = cls.read_state(directory)
+        if not state:
+            return None
+        log = os.path.join(directory, cls.LOG_FILE)
+        text = rows_to_csv(state["history"])
+        try:
+            with open(log, encoding="utf-8", newline="") as f:
+                current = f.read()
+        except (OSError, ValueError):  # Missing, or not UTF-8.
+            current = None
+        if current != text:
+            _io.atomic_write_text(log, text)
+        if os.path.isfile(os.path.join(checkpoints, state["checkpoint"])):
+            cls._prune(checkpoints, state["checkpoint"], keep)
+        return state
+
     def on_train_begin(self, logs=None):
         os.makedirs(os.path.join(self.directory, self.CHECKPOINT_DIR), exist_ok=True)
-        for folder in (self.directory, os.path.join(self.directory, self.CHECKPOINT_DIR)):
-            _io.remove_stale_temporaries(folder)
-        state = self.read_state(self.directory)
+        state = self.recover(self.directory, keep=self.keep)
         self._rows = list(state.get("history", [])) if state else []
 
     def _current_learning_rate(self):
@@ -290,21 +379,26 @@ class EpochCheckpoint(keras.callbacks.Callback):
         _io.atomic_save_model(self.model, os.path.join(checkpoints, name))
         state = dict(self.metadata)
         state.update(
-            epochs_completed=done, checkpoint=name, history=rows
+            epochs_completed=done,
+            checkpoint=name,
+            model_class=type(self.model).__name__,
+            history=rows,
         )
         _io.atomic_write_json(os.path.join(self.directory, self.STATE_FILE), state)
         self._rows = rows
         _io.atomic_write_text(
             os.path.join(self.directory, self.LOG_FILE), rows_to_csv(rows)
         )
-        self._prune(checkpoints, name)
+        self._prune(checkpoints, name, self.keep)
 
-    def _prune(self, checkpoints, current):
+    @staticmethod
+    def _prune(checkpoints, current, keep):
+        """Deletes the checkpoints but `current` and the `keep - 1` before it."""
         names = sorted(
             n for n in os.listdir(checkpoints)
             if n.startswith("epoch_") and n.endswith(".keras")
         )
-        keep = set([n for n in names if n <= current][-self.keep :])
+        keep = set([n for n in names if n <= current][-keep:])
         for n in names:
             if n not in keep:
                 try:

@@ -194,8 +194,14 @@ def main(argv=None):
     try:
         return args.func(args)
     except CLIError as e:
-        print(f"keras-ahbf {args.command}: error: {e}", file=sys.stderr)
+        print(f"keras-ahbf {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return e.code
+    except (_io.CorruptFileError, FileNotFoundError) as e:
+        # A damaged or missing file of a run (state.json, config.json, a
+        # checkpoint) or a damaged .keras file: reported before anything is
+        # written.
+        print(f"keras-ahbf {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 # --------------------------------------------------------------------------
@@ -293,9 +299,10 @@ def _is_foreign_directory(path):
     """True if `path` is a non-empty directory without a run's config.json.
 
     `config.json` is the first file `train` writes, so any directory it
-    wrote into has one.
+    wrote into has one. Temporary files (a run killed while writing
+    config.json, or during the write test) do not count.
     """
-    return os.path.isdir(path) and bool(os.listdir(path))
+    return os.path.isdir(path) and any(not _io.is_temporary(n) for n in os.listdir(path))
 
 
 def _percent(value):
@@ -456,7 +463,7 @@ MIN_FREE_MIB = 64
 
 def _check_output_writable(output):
     """Fails before training if `output` cannot hold the run's files."""
-    probe = os.path.join(output, f".keras-ahbf-write-test-{os.getpid()}")
+    probe = os.path.join(output, f".write-test{_io.TMP_MARKER}{os.getpid()}-probe")
     try:
         os.makedirs(output, exist_ok=True)
         with open(probe, "wb") as f:
@@ -528,8 +535,15 @@ def _train_in_scope(args, config, dist):
         steps = training.steps_per_epoch(train_size, config.batch_size)
         if not state:
             model = _new_model(config, steps, jit)
+        else:
+            # A damaged checkpoint is reported here, before anything is written.
+            model, state = EpochCheckpoint.restore(output)
+            model.jit_compile = jit
     if dist.is_chief:
         _check_output_writable(output)
+        # A run killed during a commit or in _finalize: delete its temporary
+        # files, bring log.csv and the checkpoints in line with state.json.
+        EpochCheckpoint.recover(output)
         if saved is None:
             _io.atomic_write_json(
                 config_path,
@@ -547,8 +561,6 @@ def _train_in_scope(args, config, dist):
         model = None
     else:
         if state:
-            model, state = EpochCheckpoint.restore(output)
-            model.jit_compile = jit
             _print(
                 f"Resuming {output} after epoch {done} of {config.epochs} "
                 f"(checkpoint {state['checkpoint']})."
@@ -662,16 +674,13 @@ def _load_source(path):
             model, _ = EpochCheckpoint.restore(path, compile=False)
             return model, config
         if os.path.isfile(os.path.join(path, TARGET_FILE)):
-            return keras.saving.load_model(os.path.join(path, TARGET_FILE), compile=False), config
+            return _io.load_keras_model(os.path.join(path, TARGET_FILE), compile=False), config
         raise CLIError(f"{path} holds no completed epoch and no {TARGET_FILE}.")
     if not os.path.isfile(path):
         raise CLIError(f"{path} does not exist.")
     if not path.endswith(".keras"):
         raise CLIError(f"{path} is not a .keras model file or a run directory.")
-    try:
-        return keras.saving.load_model(path, compile=False), None
-    except Exception as e:  # noqa: BLE001 - reported as a user error.
-        raise CLIError(f"could not load {path}: {type(e).__name__}: {e}") from None
+    return _io.load_keras_model(path, compile=False), None
 
 
 def _evaluate(args):
@@ -687,6 +696,12 @@ def _evaluate(args):
         raise CLIError(
             f"the model expects images of shape {expected}, but {dataset} images "
             f"are {tuple(info.image_shape)}."
+        )
+    classes = shaped.output_shape[-1]
+    if classes is not None and classes != info.num_classes:
+        raise CLIError(
+            f"the model has {classes} output classes, but {dataset} has "
+            f"{info.num_classes} classes."
         )
     if dataset == "imagenet2012":
         if data_dir is None:
@@ -791,6 +806,9 @@ def _export_saved_model(model, directory):
     directory = os.path.abspath(directory)
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
+    # The temporary folder of an export killed earlier (SIGKILL) goes first.
+    _, prefix, suffix = _io.temporary_affixes(directory)
+    _io.remove_stale_temporaries(parent, prefix=prefix, suffix=suffix)
     tmp = _io.temporary_path(directory)
     try:
         model.export(tmp, format="tf_saved_model", verbose=False)

@@ -581,7 +581,37 @@ def _load_local(dataset, data_dir):
 
 def _load_npz(path):
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        size = os.path.getsize(path)
+    except OSError:
+        size = None
+    if size == 0:
+        raise DataError(
+            f"{str(path)!r} is empty (0 bytes); it must be an .npz archive "
+            f"with arrays {list(_NPZ_KEYS)} (an interrupted download or copy?)."
+        )
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as e:
+        raise DataError(f"Could not read {str(path)!r}: {e}") from e
+    if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        raise DataError(
+            f"{str(path)!r} is not an .npz archive with arrays "
+            f"{list(_NPZ_KEYS)}: it does not start with the zip signature "
+            f"(first bytes {magic!r}; a pickle, a damaged download or another "
+            "kind of file)."
+        )
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DataError(
+                f"{str(path)!r} holds a single array of shape "
+                f"{getattr(loaded, 'shape', None)} (.npy format), not an .npz "
+                f"archive with arrays {list(_NPZ_KEYS)}; write one with "
+                "np.savez(path, x_train=..., y_train=..., x_test=..., "
+                "y_test=...)."
+            )
+        with loaded as archive:
             files = set(archive.files)
             missing = [k for k in _NPZ_KEYS if k not in files]
             if missing:
@@ -594,9 +624,14 @@ def _load_npz(path):
     except DataError:
         raise
     except Exception as e:
+        import zipfile
+
+        hint = ""
+        if isinstance(e, (zipfile.BadZipFile, EOFError)):
+            hint = " (not a valid zip archive: truncated, or not an .npz file)"
         raise DataError(
             f"Could not read {str(path)!r} as an .npz archive with arrays "
-            f"{list(_NPZ_KEYS)}: {type(e).__name__}: {e}"
+            f"{list(_NPZ_KEYS)}{hint}: {type(e).__name__}: {e}"
         ) from e
     return (arrays["x_train"], arrays["y_train"]), (
         arrays["x_test"],
@@ -626,6 +661,9 @@ class _BatchUnpickler(pickle.Unpickler):
         ("copyreg", "_reconstructor"),
         ("__builtin__", "object"),
         ("builtins", "object"),
+        # Empty arrays pickle their (empty) buffer as `bytes()`.
+        ("__builtin__", "bytes"),
+        ("builtins", "bytes"),
     }
 
     def find_class(self, module, name):
@@ -666,8 +704,21 @@ def _read_batch(path, label_key):
             f"{sorted(str(k) for k in batch)})."
         )
 
-    data = np.asarray(get("data"))
-    labels = np.asarray(get(label_key))
+    try:
+        data = np.asarray(get("data"))
+        labels = np.asarray(get(label_key))
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(
+            f"CIFAR batch file {str(path)!r}: 'data' and {label_key!r} must "
+            f"be arrays or lists: {type(e).__name__}: {e}"
+        ) from e
+    if labels.ndim != 1:
+        raise DataError(
+            f"CIFAR batch file {str(path)!r}: {label_key!r} must be a list of "
+            f"class ids; got shape {labels.shape}."
+        )
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DataError(
             f"CIFAR batch file {str(path)!r}: 'data' must have shape "
@@ -1137,6 +1188,7 @@ def make_dataset(
         if (
             not isinstance(spec, tuple)
             or len(spec) != 2
+            or not isinstance(spec[0], tf.TensorSpec)
             or spec[0].shape.rank != 3
         ):
             raise DataError(
@@ -1145,9 +1197,51 @@ def make_dataset(
                 f"element_spec={spec}."
             )
         if not is_imagenet and tuple(spec[0].shape) != info.image_shape:
+            hint = ""
+            shape = tuple(spec[0].shape)
+            if shape[0] in (1, 3) and shape[1:] == info.image_shape[:2]:
+                hint = (
+                    " It looks channels-first; transpose the images to "
+                    "(height, width, channels)."
+                )
             raise DataError(
                 f"{dataset} dataset: images must have shape "
-                f"{info.image_shape}; got {tuple(spec[0].shape)}."
+                f"{info.image_shape}; got {shape}.{hint}"
+            )
+        if not (spec[0].dtype.is_integer or spec[0].dtype.is_floating):
+            raise DataError(
+                f"{dataset} dataset: images must be numeric (uint8 0..255); "
+                f"got dtype {spec[0].dtype.name}."
+            )
+        label_shape = (
+            spec[1].shape if isinstance(spec[1], tf.TensorSpec) else None
+        )
+        if (
+            label_shape is None
+            or label_shape.rank is None
+            or label_shape.as_list() not in ([], [1])
+        ):
+            one_hot = ""
+            if label_shape is not None and label_shape.as_list() == [
+                info.num_classes
+            ]:
+                one_hot = (
+                    " One-hot labels are not accepted; map them to class "
+                    "ids, e.g. tf.argmax(label, -1)."
+                )
+            raise DataError(
+                f"{dataset} dataset: labels must be scalar integer class ids; "
+                f"got element_spec[1]={spec[1]}.{one_hot}"
+            )
+        if not spec[1].dtype.is_integer:
+            raise DataError(
+                f"{dataset} dataset: labels must be integer class ids; got "
+                f"dtype {spec[1].dtype.name}."
+            )
+        if int(x.cardinality()) == 0:
+            raise DataError(
+                f"{dataset} dataset: `x` is empty (cardinality 0); it must "
+                "yield at least one (image, label) pair."
             )
         ds = x
         buffer = shuffle_buffer or 10_000

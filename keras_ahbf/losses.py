@@ -19,6 +19,8 @@ with `TA_0 = z_0` (the target branch) and `TA_m = e_m` (the m-th fused logits).
 import math
 import numbers
 
+import numpy as np
+from keras import backend
 from keras import ops
 
 TEACHER_EPSILON = 1e-7
@@ -36,6 +38,204 @@ def _check_number(name, value, *, positive=False):
         raise ValueError(f"`{name}` must be > 0. Received: {name}={value}")
     if value < 0:
         raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
+
+
+# --------------------------------------------------------------------------
+# Static checks of the tensor arguments. They only read shapes and dtypes
+# (known at trace time on every backend, also inside `jit`), plus, for NumPy
+# or Python labels, their values; backend tensors' values are never read, so
+# nothing is synchronised with the device.
+
+
+def _is_host_value(value):
+    """True for NumPy arrays/scalars and Python numbers or sequences."""
+    return isinstance(value, (np.ndarray, np.generic, numbers.Number, list, tuple))
+
+
+def _as_checkable(name, value):
+    """`value` itself if it is a tensor/array, else as a NumPy array."""
+    if value is None:
+        return None
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return value
+    try:
+        return np.asarray(value)
+    except Exception as e:  # noqa: BLE001 - e.g. ragged nested lists.
+        raise TypeError(
+            f"`{name}` must be a tensor or array. Received: {name}={value!r} "
+            f"({type(e).__name__}: {e})"
+        ) from None
+
+
+def _static_shape(value):
+    """Static shape as a tuple (None for unknown dims); None if unknown rank."""
+    try:
+        return tuple(None if d is None else int(d) for d in value.shape)
+    except (TypeError, ValueError):  # e.g. a TF tensor of unknown rank.
+        return None
+
+
+def _dtype_name(value):
+    try:
+        return backend.standardize_dtype(value.dtype)
+    except Exception:  # noqa: BLE001 - NumPy strings/objects, tf.string.
+        return str(getattr(value, "dtype", type(value).__name__))
+
+
+def _is_real_dtype(dtype):
+    return dtype.startswith(("float", "bfloat", "int", "uint"))
+
+
+def _check_logits(name, value):
+    """Checks one logits tensor: real dtype, rank 2. Returns its shape."""
+    if value is None:
+        raise TypeError(
+            f"`{name}` must be a tensor of logits (batch, classes). "
+            f"Received: {name}=None"
+        )
+    value = _as_checkable(name, value)
+    dtype = _dtype_name(value)
+    if not _is_real_dtype(dtype):
+        raise TypeError(
+            f"`{name}` must be a float tensor of logits (batch, classes). "
+            f"Received: {name} with dtype {dtype}"
+        )
+    shape = _static_shape(value)
+    if shape is not None and len(shape) != 2:
+        raise ValueError(
+            f"`{name}` must be a 2D tensor of logits (batch, classes). "
+            f"Received: {name}.shape={shape}"
+        )
+    return value, shape
+
+
+def _merge_shapes(named_shapes, what="All branch and fused logits"):
+    """Checks that 2D shapes agree where known; returns the merged shape."""
+    merged = [None, None]
+    first = [None, None]
+    for name, shape in named_shapes:
+        if shape is None:
+            continue
+        for axis in (0, 1):
+            if shape[axis] is None:
+                continue
+            if merged[axis] is None:
+                merged[axis], first[axis] = shape[axis], (name, shape)
+            elif merged[axis] != shape[axis]:
+                other, other_shape = first[axis]
+                axis_name = "batch size" if axis == 0 else "number of classes"
+                raise ValueError(
+                    f"{what} must have the same shape (batch, classes); they "
+                    f"differ in {axis_name}. Received: "
+                    f"{other}.shape={other_shape} and {name}.shape={shape}"
+                )
+    return tuple(merged)
+
+
+def check_label_values(labels, num_classes, name="y_true", source=None):
+    """Checks NumPy/Python labels: integer values in `[0, num_classes)`.
+
+    Args:
+        labels: array-like of class ids (any shape; read on the host).
+        num_classes: int or None. None skips the range check.
+        name: str. Argument name used in the messages.
+        source: str or None. What defines `num_classes`, for the message
+            (e.g. "the logits").
+
+    Raises:
+        ValueError: naming the first fractional, non-finite or out-of-range
+            label (`name[i]=value`) and how many are out of range.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if labels.dtype.kind == "f":
+        bad = ~(np.isfinite(labels) & (labels == np.round(labels)))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"`{name}` must hold integer class labels. Received: "
+                f"{name}[{i}]={labels[i].item()!r}"
+            )
+    if num_classes is not None and labels.size:
+        outside = (labels < 0) | (labels >= num_classes)
+        if outside.any():
+            i = int(np.argmax(outside))
+            origin = f" ({source} have {num_classes} classes)" if source else ""
+            raise ValueError(
+                f"`{name}` must hold labels in [0, {num_classes}){origin}. Received: "
+                f"{name}[{i}]={labels[i].item()!r} "
+                f"({int(outside.sum())} label(s) out of range)"
+            )
+
+
+def _check_labels(y_true, batch, num_classes, name="y_true"):
+    """Checks labels against logits of shape `(batch, num_classes)`."""
+    if y_true is None:
+        raise ValueError(
+            f"`{name}` is required: integer class labels of shape (batch,). "
+            f"Received: {name}=None"
+        )
+    host = _is_host_value(y_true)
+    y_true = _as_checkable(name, y_true)
+    dtype = _dtype_name(y_true)
+    if not _is_real_dtype(dtype) and dtype != "bool":
+        raise TypeError(
+            f"`{name}` must hold integer class labels. Received: {name} with "
+            f"dtype {dtype}"
+        )
+    shape = _static_shape(y_true)
+    if shape is not None:
+        if len(shape) == 2 and shape[1] not in (1, None):
+            hint = ""
+            if shape[1] == num_classes:
+                hint = (
+                    " (one-hot or soft labels are not supported; pass class "
+                    "ids, e.g. argmax(y, -1))"
+                )
+            raise ValueError(
+                f"`{name}` must hold one integer class id per example, shape "
+                f"(batch,) or (batch, 1){hint}. Received: {name}.shape={shape}"
+            )
+        if len(shape) not in (1, 2):
+            raise ValueError(
+                f"`{name}` must hold one integer class id per example, shape "
+                f"(batch,) or (batch, 1). Received: {name}.shape={shape}"
+            )
+        if None not in (shape[0], batch) and shape[0] != batch:
+            raise ValueError(
+                f"`{name}` must hold one label per example: the logits have a "
+                f"batch of {batch}. Received: {name}.shape={shape}"
+            )
+    if host:
+        check_label_values(y_true, num_classes, name, source="the logits")
+    return y_true
+
+
+def _check_sample_weight(sample_weight, batch, name="sample_weight"):
+    if sample_weight is None:
+        return None
+    sample_weight = _as_checkable(name, sample_weight)
+    dtype = _dtype_name(sample_weight)
+    if not _is_real_dtype(dtype):
+        raise TypeError(
+            f"`{name}` must be a float tensor of shape (batch,). Received: "
+            f"{name} with dtype {dtype}"
+        )
+    shape = _static_shape(sample_weight)
+    if shape is not None and shape != ():
+        ok = len(shape) == 1 or (len(shape) == 2 and shape[1] in (1, None))
+        if not ok or (None not in (shape[0], batch) and shape[0] != batch):
+            raise ValueError(
+                f"`{name}` must have shape (batch,) = ({batch},), one weight "
+                f"per example. Received: {name}.shape={shape}"
+            )
+    return sample_weight
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            f"`{name}` must be a bool. Received: {name}={value!r}"
+        )
 
 
 def _per_sample_kl(student_logits, teacher_logits, temperature, stop_gradient):
@@ -85,7 +285,9 @@ def kl_with_temperature(
         A float32 scalar tensor.
 
     Raises:
-        ValueError: if `temperature <= 0`.
+        ValueError: if `temperature <= 0`, or if the logits are not 2D
+            tensors of the same shape.
+        TypeError: for logits that are not numeric tensors.
 
     Example:
 
@@ -95,6 +297,14 @@ def kl_with_temperature(
     True
     """
     _check_number("temperature", temperature, positive=True)
+    _check_bool("stop_teacher_gradient", stop_teacher_gradient)
+    student_logits, s_shape = _check_logits("student_logits", student_logits)
+    teacher_logits, t_shape = _check_logits("teacher_logits", teacher_logits)
+    batch, _ = _merge_shapes(
+        [("student_logits", s_shape), ("teacher_logits", t_shape)],
+        what="`student_logits` and `teacher_logits`",
+    )
+    sample_weight = _check_sample_weight(sample_weight, batch)
     student_logits = ops.cast(student_logits, "float32")
     teacher_logits = ops.cast(teacher_logits, "float32")
     kl = _per_sample_kl(
@@ -113,7 +323,17 @@ def cross_entropy(y_true, logits, sample_weight=None):
 
     Returns:
         A float32 scalar tensor.
+
+    Raises:
+        ValueError: if `logits` is not 2D, or `y_true` does not hold one
+            class id per example (NumPy labels: also if one is outside
+            `[0, classes)`).
+        TypeError: for non-numeric logits or labels.
     """
+    logits, shape = _check_logits("logits", logits)
+    batch, num_classes = shape if shape is not None else (None, None)
+    y_true = _check_labels(y_true, batch, num_classes)
+    sample_weight = _check_sample_weight(sample_weight, batch)
     logits = ops.cast(logits, "float32")
     labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
     one_hot = ops.one_hot(labels, ops.shape(logits)[-1], dtype="float32")
@@ -217,7 +437,13 @@ def ahbf_loss(
     Raises:
         ValueError: if `len(branch_logits) < 2`, if
             `len(fused_logits) != len(branch_logits) - 1`, if
-            `temperature <= 0`, or if a weight is negative.
+            `temperature <= 0`, if a weight is negative, if the logits are
+            not 2D tensors of one common shape `(batch, classes)`, if
+            `y_true` (or `sample_weight`) does not hold one value per
+            example (one-hot labels included), or, for NumPy/Python labels,
+            if a label is not an integer in `[0, classes)`.
+        TypeError: if `branch_logits` / `fused_logits` are not lists, or
+            for non-numeric logits or labels.
 
     Example:
 
@@ -263,6 +489,18 @@ def ahbf_loss(
         ("rampup_weight", rampup_weight),
     ):
         _check_number(name, value)
+    _check_bool("stop_teacher_gradient", stop_teacher_gradient)
+    checked, shapes = [], []
+    for group, tensors in (("branch_logits", branch_logits), ("fused_logits", fused_logits)):
+        for i, tensor in enumerate(tensors):
+            tensor, shape = _check_logits(f"{group}[{i}]", tensor)
+            checked.append(tensor)
+            shapes.append((f"{group}[{i}]", shape))
+    batch, num_classes = _merge_shapes(shapes)
+    y_true = _check_labels(y_true, batch, num_classes)
+    sample_weight = _check_sample_weight(sample_weight, batch)
+    branch_logits = checked[: len(branch_logits)]
+    fused_logits = checked[len(branch_logits) :]
 
     # All 2B - 1 logits tensors are stacked once, so each softmax, log-softmax
     # and reduction is one batched op instead of one op per term: the same

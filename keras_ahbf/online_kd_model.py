@@ -451,7 +451,9 @@ class OnlineKDModel(keras.Model):
         `initial_epoch=` to continue the ramp-up where it stopped.
         """
         self.check_array_data(x, y, "x", "y")
+        self.check_dataset(x, "x")
         validation_data = kwargs.get("validation_data")
+        self.check_dataset(validation_data, "validation_data")
         if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
             self.check_array_data(
                 validation_data[0], validation_data[1],
@@ -468,6 +470,7 @@ class OnlineKDModel(keras.Model):
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """Evaluates every branch and assistant (see `keras.Model.evaluate`)."""
         self.check_array_data(x, y, "x", "y")
+        self.check_dataset(x, "x")
         args = (x, y) + args
         previous = self._return_all_outputs
         self._return_all_outputs = True
@@ -475,6 +478,66 @@ class OnlineKDModel(keras.Model):
             return super().evaluate(*args, **kwargs)
         finally:
             self._return_all_outputs = previous
+
+    def check_dataset(self, x, name="x"):
+        """Validates a batched `tf.data.Dataset` from its `element_spec`.
+
+        Runs before the first step, so a bad dataset is refused with the
+        argument's name instead of failing inside the compiled step (on JAX,
+        a step that raises also leaves the model's variables unusable).
+        Other inputs are ignored; TensorFlow is not imported for them.
+
+        Raises:
+            ValueError: on a dataset that does not yield `(images, labels)`
+                batches, images that are not `(batch, height, width,
+                channels)` of the model's input shape (channels-first
+                included), labels that are not one class id per image
+                (one-hot labels included), or an empty dataset.
+        """
+        import sys
+
+        tf = sys.modules.get("tensorflow")
+        if tf is None or not isinstance(x, tf.data.Dataset):
+            return
+        spec = x.element_spec
+        if (
+            not isinstance(spec, tuple)
+            or len(spec) < 2
+            or not isinstance(spec[0], tf.TensorSpec)
+        ):
+            raise ValueError(
+                f"`{name}` must yield (images, labels) batches. Received: "
+                f"{name}.element_spec={spec}"
+            )
+        shape = tuple(spec[0].shape) if spec[0].shape.rank is not None else None
+        if shape is not None and len(shape) != 4:
+            raise ValueError(
+                f"`{name}` must yield batches of images (batch, height, width, "
+                f"channels); batch it with `.batch(n)`. Received: images of "
+                f"shape {shape}"
+            )
+        expected = tuple(self._input_shape_for_build[1:]) if self.built else None
+        if shape is not None and expected is not None and None not in shape[1:]:
+            if shape[1:] != expected:
+                h, w, c = expected
+                hint = ""
+                if shape[1:] == (c, h, w):
+                    hint = " The images look channels-first; keras_ahbf is channels-last."
+                raise ValueError(
+                    f"`{name}` must yield images of shape {expected}.{hint} "
+                    f"Received: images of shape {shape}"
+                )
+        labels = spec[1]
+        if isinstance(labels, tf.TensorSpec) and labels.shape.rank is not None:
+            lshape = tuple(labels.shape)
+            if len(lshape) not in (1, 2) or (len(lshape) == 2 and lshape[1] not in (1, None)):
+                raise ValueError(
+                    f"`{name}` must yield one integer label per image, shape "
+                    "(batch,) or (batch, 1) (one-hot labels are not supported). "
+                    f"Received: labels of shape {lshape}"
+                )
+        if int(x.cardinality()) == 0:
+            raise ValueError(f"`{name}` is empty (cardinality 0).")
 
     def check_array_data(self, x, y, x_name="x", y_name="y"):
         """Validates NumPy images and labels before any training step.
@@ -540,18 +603,9 @@ class OnlineKDModel(keras.Model):
                 f"`{x_name}` and `{y_name}` must have the same length. "
                 f"Received: {len(x)} images and {len(labels)} labels"
             )
-        if labels.dtype.kind == "f" and not (
-            np.isfinite(labels).all() and (labels == np.round(labels)).all()
-        ):
-            raise ValueError(f"`{y_name}` must hold integer class labels.")
-        num_classes = self.branches.num_classes
-        out_of_range = (labels < 0) | (labels >= num_classes)
-        if out_of_range.any():
-            value = labels[np.argmax(out_of_range)]
-            raise ValueError(
-                f"`{y_name}` must hold labels in [0, {num_classes}). Received: "
-                f"{int(out_of_range.sum())} labels out of range, e.g. {value!r}"
-            )
+        ahbf_losses.check_label_values(
+            labels, self.branches.num_classes, y_name, source="the model's outputs"
+        )
 
     # --------------------------------------------------------------- export
     def target_model(self, name=None):

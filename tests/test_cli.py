@@ -151,8 +151,20 @@ def test_evaluate_errors(run_dir, tmp_path, capsys):
                                          "--dataset", "digits"]))
 
 
+def _dead_pid():
+    """A process id that no running process has."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_export(run_dir, tmp_path, capsys):
     out = str(tmp_path / "export" / "resnet8.keras")
+    # What an export killed by SIGKILL leaves: a temporary SavedModel folder
+    # of a dead process, which the next export deletes.
+    stale = tmp_path / "export" / f".resnet8_savedmodel{_io.TMP_MARKER}{_dead_pid()}-x1y2"
+    os.makedirs(stale / "variables")
+    (stale / "saved_model.pb").write_bytes(b"half")
     assert cli.main(["export", run_dir, "--output", out]) == 0
     printed = capsys.readouterr().out
     exported = keras.saving.load_model(out)

@@ -126,3 +126,24 @@ def test_config_parsing():
         "dtype_policy": "mixed_bfloat16"}
     with pytest.raises(ValueError, match="backend:jit"):
         run_all.parse_config("mxnet:1")
+
+
+def test_bench_data_format_runs():
+    """Both formats train and predict (in a subprocess: the script sets the
+    global image data format)."""
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for data_format in ("channels_last", "channels_first"):
+        proc = subprocess.run(
+            [sys.executable, "benchmarks/bench_data_format.py", data_format, "--steps", "3"],
+            cwd=root, capture_output=True, text=True, timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert result["data_format"] == data_format
+        assert result["backend"] == keras.backend.backend()
+        assert _is_number(result["train_step_cpu_ms"]) and result["train_step_cpu_ms"] > 0
+        assert _is_number(result["infer_256_cpu_ms"]) and result["infer_256_cpu_ms"] > 0

@@ -17,6 +17,8 @@ import keras
 import pytest
 
 from keras_ahbf import cli
+from tests.distribute._processes import communicate
+from tests.distribute._processes import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BACKEND = keras.backend.backend()
@@ -42,16 +44,6 @@ def _start(args, env):
     )
 
 
-def _finish(proc, timeout=600):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"keras-ahbf did not finish in {timeout} s:\n{err[-3000:]}")
-    return proc.returncode, out, err
-
-
 def _losses(run):
     with open(os.path.join(run, "log.csv"), newline="") as f:
         return [float(r[k]) for r in csv.DictReader(f) for k in ("loss", "val_loss")]
@@ -69,7 +61,7 @@ def _check_complete_run(run, replicas):
 @pytest.fixture(scope="module")
 def mirrored_run(tmp_path_factory):
     run = str(tmp_path_factory.mktemp("mirrored") / "run")
-    code, out, err = _finish(_start(
+    code, out, err = communicate(_start(
         TINY + ["--distribute", "mirrored", "--cpu-devices", "2", "--output", run], _env()
     ))
     assert code == 0, err[-3000:]
@@ -84,14 +76,7 @@ def test_mirrored_over_two_logical_cpus(mirrored_run):
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute engines")
 def test_multi_worker_equals_mirrored_and_only_the_chief_writes(mirrored_run, tmp_path):
-    import socket
-
-    sockets = [socket.socket() for _ in range(2)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
+    ports = free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     run = str(tmp_path / "run")
     procs = [
@@ -101,7 +86,7 @@ def test_multi_worker_equals_mirrored_and_only_the_chief_writes(mirrored_run, tm
         )
         for i in range(2)
     ]
-    results = [_finish(p) for p in procs]
+    results = [communicate(p) for p in procs]
     for code, out, err in results:
         assert code == 0, err[-3000:]
     assert "2 replicas on 2 worker(s), this is worker 0" in results[0][1]
@@ -116,7 +101,7 @@ def test_multi_worker_equals_mirrored_and_only_the_chief_writes(mirrored_run, tm
 def test_global_batch_must_split_over_the_replicas(tmp_path):
     run = str(tmp_path / "run")
     args = [a if a != "32" else "33" for a in TINY]
-    code, out, err = _finish(_start(
+    code, out, err = communicate(_start(
         args + ["--distribute", "mirrored", "--cpu-devices", "2", "--output", run], _env()
     ))
     assert code == cli.EXIT_USAGE
@@ -127,7 +112,7 @@ def test_global_batch_must_split_over_the_replicas(tmp_path):
 @pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution engine")
 def test_jax_data_parallel_over_two_host_devices(tmp_path):
     run = str(tmp_path / "run")
-    code, out, err = _finish(_start(
+    code, out, err = communicate(_start(
         TINY + ["--distribute", "data-parallel", "--cpu-devices", "2", "--output", run], _env()
     ))
     assert code == 0, err[-3000:]

@@ -14,6 +14,9 @@ import sys
 import keras
 import pytest
 
+from tests.distribute._processes import communicate
+from tests.distribute._processes import free_ports
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINES = {"tensorflow": "tf_mirrored", "jax": "jax_data_parallel"}
 
@@ -39,19 +42,6 @@ def test_two_replicas_match_one_device():
     assert result["max_weight_diff"] < 1e-5
 
 
-def _free_ports(n):
-    import socket
-
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _equivalence_process(engine, out, env):
     return subprocess.Popen(
         [sys.executable, "-m", "tests.distribute._equivalence", engine, str(out)],
@@ -59,13 +49,9 @@ def _equivalence_process(engine, out, env):
     )
 
 
-def _finish(proc, timeout=600):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    assert proc.returncode == 0, err[-3000:]
+def _finish(proc):
+    code, out, err = communicate(proc)
+    assert code == 0, err[-3000:]
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -79,7 +65,7 @@ def test_two_workers_match_one_device(tmp_path):
 
     base = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     base.pop("TF_CONFIG", None)
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     workers = [
         _equivalence_process(
