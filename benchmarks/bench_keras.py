@@ -74,20 +74,6 @@ def configure_threads(threads, inter_op_threads=None):
     return info
 
 
-def use_keras_batchnorm():
-    """Builds the models with `keras.layers.BatchNormalization` instead."""
-    import keras
-
-    from keras_ahbf.layers import _utils
-
-    def batch_norm(name, dtype):
-        return keras.layers.BatchNormalization(
-            momentum=_utils.BN_MOMENTUM, epsilon=_utils.BN_EPSILON, name=name, dtype=dtype
-        )
-
-    _utils.batch_norm = batch_norm
-
-
 def versions():
     import keras
 
@@ -400,15 +386,8 @@ def main(argv=None):
         "--phases", default="train_ahbf,train_ce_only,infer_target",
         help="comma-separated subset of train_ahbf,train_ce_only,infer_target",
     )
-    ap.add_argument(
-        "--batchnorm", choices=("fast", "keras"), default="fast",
-        help="fast: the package's FastBatchNormalization (default); keras: "
-        "keras.layers.BatchNormalization, for an A/B of its gradient",
-    )
     ap.add_argument("--json", help="write the result to this JSON file")
     a = ap.parse_args(argv)
-    if a.batchnorm == "keras":
-        use_keras_batchnorm()
     result = run(
         jit_compile=a.jit, dtype_policy=a.dtype_policy, depth=a.depth,
         classes=a.classes, branches=a.branches, aux=a.aux,
@@ -417,7 +396,6 @@ def main(argv=None):
         threads=a.threads, inter_op_threads=a.inter_op_threads,
         phases=tuple(p for p in a.phases.split(",") if p), seed=a.seed,
     )
-    result["batchnorm"] = a.batchnorm
     line = [f"{result['backend']} jit={result['jit_compile']} {result['dtype_policy']}"]
     for phase in ("train_ahbf", "train_ce_only", "infer_target"):
         if phase in result:

@@ -6,7 +6,6 @@ from keras_ahbf.layers.bottleneck import Bottleneck
 from keras_ahbf.layers.callable_stage import CallableStage
 from keras_ahbf.layers.cbam import CBAM
 from keras_ahbf.layers.dense_block import DenseBlock
-from keras_ahbf.layers.fast_batch_normalization import FastBatchNormalization
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.layers.inverted_residual_block import InvertedResidualBlock
 from keras_ahbf.layers.inverted_residual_stages import InvertedResidualStages
@@ -24,7 +23,6 @@ __all__ = [
     "CBAM",
     "CallableStage",
     "DenseBlock",
-    "FastBatchNormalization",
     "HierarchicalBranches",
     "InvertedResidualBlock",
     "InvertedResidualStages",

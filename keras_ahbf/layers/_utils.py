@@ -73,10 +73,6 @@ def check_rank4_channels_last(name, shape):
 
 
 def batch_norm(name, dtype):
-    # Imported here: fast_batch_normalization imports nothing from this
-    # package, but layers import _utils first.
-    from keras_ahbf.layers.fast_batch_normalization import FastBatchNormalization
-
-    return FastBatchNormalization(
+    return keras.layers.BatchNormalization(
         momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, dtype=dtype
     )
