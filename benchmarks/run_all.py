@@ -54,7 +54,7 @@ DEFAULT_CONFIGS = (
 # Also supported, left out of the default run for time: "torch:1"
 # (torch.compile), "jax:1:mixed_bfloat16", "torch:0:mixed_bfloat16".
 # Configurations too slow for the default step count get fewer steps.
-SLOW_CONFIGS = {"jax:0": (2, 1), "torch:1": (2, 1), "tensorflow:1": (5, 2), "jax:1": (6, 2)}
+SLOW_CONFIGS = {"jax:0": (4, 1), "torch:1": (2, 1), "tensorflow:1": (5, 2), "jax:1": (6, 2)}
 
 # Runtime settings per backend, recorded in the results. XLA:CPU flags for
 # JAX are chosen in benchmarks/README.md ("JAX and XLA:CPU options").

@@ -14,9 +14,9 @@ for backend in $BACKENDS; do
   echo "=================== KERAS_BACKEND=$backend ==================="
   start=$(date +%s)
   if [ -n "$MARK" ]; then
-    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q -m "$MARK" "$@"
+    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q --durations=10 -m "$MARK" "$@"
   else
-    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q "$@"
+    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q --durations=10 "$@"
   fi
   rc=$?
   summary="$summary\n  $backend: exit $rc in $(( $(date +%s) - start )) s"
