@@ -15,7 +15,7 @@ is measured in the same run as ours (before and after them):
 
 Results go to `benchmarks/results/<date>.json` and `<date>.md`.
 
-Run (the full suite, about 15 minutes on a quiet 2-core machine):
+Run (the full suite, about 20 minutes on a quiet 2-core machine):
 
     python benchmarks/run_all.py
 
@@ -150,7 +150,7 @@ def run_suite(args):
         "machine": _common.machine_info(),
         "settings": {
             "quick": args.quick, "steps": steps, "warmup": warmup,
-            "threads": args.threads, "configs": args.configs,
+            "threads": args.threads, "configs": args.configs, "rounds": args.rounds,
             "backend_env": BACKEND_ENV,
         },
         "targets": TARGETS,
@@ -186,17 +186,30 @@ def run_suite(args):
     if reference and os.path.exists(reference):
         ref_cmd = [py, reference, "--threads", str(args.threads),
                    "--steps", str(steps), "--warmup", str(warmup)] + ref_size
-        step("reference_a", ref_cmd, {}, args.timeout)
     elif reference:
         results["errors"]["reference"] = {"exit": "missing", "log_tail": reference}
+    ref_names = []
 
-    for text in args.configs:
+    def reference_run():
+        """One reference run; returns its name (None without a reference)."""
+        if ref_cmd is None:
+            return None
+        name = f"reference_{len(ref_names)}"
+        ref_names.append(name)
+        step(name, ref_cmd, {}, args.timeout)
+        return name
+
+    sequence = [(r, text) for r in range(args.rounds) for text in args.configs]
+    before = reference_run()
+    for round_index, text in sequence:
         cfg = parse_config(text)
         key = f"{cfg['backend']}:{int(cfg['jit'])}"
         c_steps, c_warmup = (steps, warmup)
         if key in SLOW_CONFIGS and not args.quick:
             c_steps, c_warmup = SLOW_CONFIGS[key]
         name = f"keras_{cfg['backend']}_jit{int(cfg['jit'])}_{cfg['dtype_policy']}"
+        if args.rounds > 1:
+            name += f"_round{round_index}"
         phases = "train_ahbf,train_ce_only,infer_target"
         if cfg["dtype_policy"] != "float32":
             phases = "train_ahbf,infer_target"
@@ -205,11 +218,12 @@ def run_suite(args):
                "--warmup", str(c_warmup), "--phases", phases] + thread_args + size
         env = dict(BACKEND_ENV[cfg["backend"]], KERAS_BACKEND=cfg["backend"])
         data = step(name, cmd, env, args.timeout)
+        after = reference_run()
         if data is not None:
             data["config_name"] = text
-
-    if ref_cmd is not None:
-        step("reference_b", ref_cmd, {}, args.timeout)
+            data["round"] = round_index
+            data["anchor_runs"] = [n for n in (before, after) if n is not None]
+        before = after
     if not args.skip_pipeline:
         pipe_cmd = [py, os.path.join(HERE, "bench_pipeline.py")]
         if args.quick:
@@ -240,15 +254,11 @@ def run_suite(args):
 def summarize(results):
     """Anchor, per-configuration ratios and the issue's targets."""
     runs = results["runs"]
-    refs = [runs[k] for k in ("reference_a", "reference_b") if k in runs]
+    refs = [r for k, r in runs.items() if k.startswith("reference_")]
     summary = {"rows": [], "checks": {}}
     anchor = None
     if refs:
-        anchor = {
-            key: statistics.mean(r[key] for r in refs)
-            for key in ("train_ahbf_img_s", "train_target_img_s",
-                        "infer_target_img_s", "peak_rss_mib")
-        }
+        anchor = _mean_reference(refs)
         anchor["runs"] = len(refs)
         anchor["train_ahbf_img_s_each"] = [r["train_ahbf_img_s"] for r in refs]
         anchor["loss_first_step"] = refs[0].get("loss_first_step")
@@ -258,10 +268,14 @@ def summarize(results):
     summary["matmul_peak_float32_gflop_s"] = peak
     summary["matmul_peak_bfloat16_gflop_s"] = peak_bf16
     train_flops = None
-    f32 = {}
+    per_config = {}
     for name, r in runs.items():
         if r.get("kind") != "keras":
             continue
+        # The reference runs right before and after this one (all of them
+        # for results without that record).
+        near = [runs[n] for n in r.get("anchor_runs", ()) if n in runs]
+        local = _mean_reference(near) if near else anchor
         row = {
             "config": r.get("config_name", name),
             "backend": r["backend"],
@@ -281,15 +295,20 @@ def summarize(results):
         row["peak_rss_mib"] = r.get("peak_rss_mib")
         if peak and row.get("train_ahbf_gflop_s"):
             row["train_fraction_of_peak"] = row["train_ahbf_gflop_s"] / peak
-        if anchor:
+        if local:
+            row["reference_train_img_s"] = local["train_ahbf_img_s"]
             if "train_ahbf_img_s" in row:
-                row["train_vs_reference"] = row["train_ahbf_img_s"] / anchor["train_ahbf_img_s"]
+                row["train_vs_reference"] = row["train_ahbf_img_s"] / local["train_ahbf_img_s"]
             if "infer_target_img_s" in row:
-                row["infer_vs_reference"] = row["infer_target_img_s"] / anchor["infer_target_img_s"]
+                row["infer_vs_reference"] = row["infer_target_img_s"] / local["infer_target_img_s"]
             if row["peak_rss_mib"]:
-                row["rss_vs_reference"] = row["peak_rss_mib"] / anchor["peak_rss_mib"]
-        if r["dtype_policy"] == "float32":
-            f32[(r["backend"], r["jit_compile"])] = row
+                row["rss_vs_reference"] = row["peak_rss_mib"] / local["peak_rss_mib"]
+        per_config.setdefault(row["config"], []).append(row)
+    f32 = {}
+    for rounds in per_config.values():
+        row = _median_row(rounds)
+        if row["dtype_policy"] == "float32":
+            f32[(row["backend"], row["jit_compile"])] = row
         summary["rows"].append(row)
     for row in summary["rows"]:
         base = f32.get((row["backend"], row["jit_compile"]))
@@ -315,6 +334,29 @@ def summarize(results):
         summary["bf16_accuracy"]["setup"] = acc["setup"]
     summary["targets"] = check_targets(summary)
     return summary
+
+
+def _mean_reference(refs):
+    return {
+        key: statistics.mean(r[key] for r in refs)
+        for key in ("train_ahbf_img_s", "train_target_img_s",
+                    "infer_target_img_s", "peak_rss_mib")
+    }
+
+
+def _median_row(rounds):
+    """One row per configuration: the median of every number over its rounds."""
+    row = dict(rounds[0])
+    for key, value in rounds[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [r[key] for r in rounds if isinstance(r.get(key), (int, float))]
+            median = statistics.median(values)
+            integral = all(isinstance(v, int) for v in values) and median == int(median)
+            row[key] = int(median) if integral else median
+    row["rounds"] = len(rounds)
+    if len(rounds) > 1:
+        row["train_vs_reference_each"] = [r.get("train_vs_reference") for r in rounds]
+    return row
 
 
 def check_targets(summary):
@@ -405,7 +447,8 @@ def to_markdown(results):
         f"CIFAR-shaped random data, SGD(0.1, momentum 0.9, nesterov) + coupled "
         f"weight decay 5e-4; {results['settings']['threads']} threads; median of "
         f"{results['settings']['steps']} timed steps after {results['settings']['warmup']} "
-        f"warm-up steps (fewer for the slow configurations, see `steps`).",
+        f"warm-up steps (fewer for the slow configurations, see `steps`); "
+        f"{results['settings'].get('rounds', 1)} round(s), median over rounds.",
         f"- float32 matmul peak: {_fmt(s.get('matmul_peak_float32_gflop_s'), '.0f')} GFLOP/s "
         f"(bfloat16: {_fmt(s.get('matmul_peak_bfloat16_gflop_s'), '.0f')}). FLOPs = 2 x MACs of "
         "every Conv2D/Dense layer, training = 3 x forward.",
@@ -413,8 +456,9 @@ def to_markdown(results):
     if ref:
         each = ", ".join(f"{v:.1f}" for v in ref.get("train_ahbf_img_s_each", []))
         lines.append(
-            f"- PyTorch reference (anchor, mean of {ref['runs']} runs: {each} img/s): "
-            f"train {ref['train_ahbf_img_s']:.1f} img/s "
+            f"- PyTorch reference ({ref['runs']} runs, one before and after each "
+            f"configuration, which is compared with the mean of those two: {each} img/s; "
+            f"mean): train {ref['train_ahbf_img_s']:.1f} img/s "
             f"({_fmt(ref.get('train_gflop_s'), '.0f')} GFLOP/s), infer target "
             f"{ref['infer_target_img_s']:.1f} img/s, peak RSS {ref['peak_rss_mib']:.0f} MiB."
         )
@@ -431,17 +475,18 @@ def to_markdown(results):
                      f"{s['input_pipeline_img_s']:.0f} img/s.")
     lines += [
         "",
-        "| config | train img/s | x ref | GFLOP/s (% peak) | compile s | CE-only img/s "
+        "| config | train img/s | ref img/s | x ref | GFLOP/s (% peak) | compile s | CE-only img/s "
         "| AHBF overhead | infer img/s | x ref | peak RSS MiB | x ref | x fp32 | steps |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in s.get("rows", []):
         gf = r.get("train_ahbf_gflop_s")
         frac = r.get("train_fraction_of_peak")
         gf_txt = "-" if gf is None else f"{gf:.0f}" + (f" ({100 * frac:.0f}%)" if frac else "")
         lines.append(
-            "| {c} | {t} | {tr} | {gf} | {cs} | {ce} | {ov} | {inf} | {ir} | {rss} | {rr} | {bf} | {st} |".format(
+            "| {c} | {t} | {ref} | {tr} | {gf} | {cs} | {ce} | {ov} | {inf} | {ir} | {rss} | {rr} | {bf} | {st} |".format(
                 c=r["config"], t=_fmt(r.get("train_ahbf_img_s"), ".1f"),
+                ref=_fmt(r.get("reference_train_img_s"), ".1f"),
                 tr=_fmt(r.get("train_vs_reference")), gf=gf_txt,
                 cs=_fmt(r.get("compile_s"), ".0f"),
                 ce=_fmt(r.get("train_ce_only_img_s"), ".1f"),
@@ -475,6 +520,8 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="repeat the configuration sequence; report the median per configuration")
     ap.add_argument("--reference", default=DEFAULT_REFERENCE,
                     help="path of torch_reference.py ('' to skip)")
     ap.add_argument("--data", help="optional CIFAR-100 .npz for the pipeline benchmark")
@@ -486,6 +533,8 @@ def main(argv=None):
     ap.add_argument("--skip-pipeline", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1. Received: --rounds {args.rounds}")
     args.configs = [c for c in args.configs.split(",") if c]
     for c in args.configs:
         parse_config(c)

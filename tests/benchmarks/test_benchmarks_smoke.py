@@ -147,3 +147,32 @@ def test_bench_data_format_runs():
         assert result["backend"] == keras.backend.backend()
         assert _is_number(result["train_step_cpu_ms"]) and result["train_step_cpu_ms"] > 0
         assert _is_number(result["infer_256_cpu_ms"]) and result["infer_256_cpu_ms"] > 0
+
+
+def test_configurations_are_compared_with_the_reference_runs_around_them(keras_result):
+    """Bracketing and rounds: each run's ratio uses the mean of its two
+    neighbouring reference runs; a configuration's row is the median over
+    its rounds."""
+
+    def reference(img_s):
+        return {"train_ahbf_img_s": img_s, "train_target_img_s": 1.0,
+                "infer_target_img_s": 2 * img_s, "peak_rss_mib": 1000.0}
+
+    name = f"{keras_result['backend']}:0"
+    img_s = keras_result["train_ahbf"]["img_s"]
+    runs = {f"reference_{i}": reference(v) for i, v in enumerate((10.0, 30.0, 50.0, 70.0))}
+    for r, anchors in enumerate((("reference_0", "reference_1"),
+                                 ("reference_1", "reference_2"),
+                                 ("reference_2", "reference_3"))):
+        runs[f"keras_round{r}"] = dict(keras_result, config_name=name, round=r,
+                                       anchor_runs=list(anchors))
+    summary = run_all.summarize({"runs": runs})
+    assert summary["reference"]["runs"] == 4
+    assert summary["reference"]["train_ahbf_img_s"] == pytest.approx(40.0)
+    (row,) = summary["rows"]
+    assert row["rounds"] == 3
+    # Anchors 20, 40 and 60 img/s: ratios img_s/20, img_s/40, img_s/60; median img_s/40.
+    assert row["train_vs_reference_each"] == pytest.approx([img_s / 20, img_s / 40, img_s / 60])
+    assert row["train_vs_reference"] == pytest.approx(img_s / 40)
+    assert row["reference_train_img_s"] == pytest.approx(40.0)
+    assert row["infer_vs_reference"] == pytest.approx(keras_result["infer_target"]["img_s"] / 80)
