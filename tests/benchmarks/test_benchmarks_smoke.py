@@ -14,7 +14,8 @@ import pytest
 from benchmarks import _common, bench_keras, bench_loss, bench_matmul, run_all
 
 TINY = dict(depth=8, classes=4, branches=2, aux=1, image_size=8, batch=4,
-            infer_batch=4, steps=1, warmup=1, threads=None)
+            infer_batch=4, steps=1, warmup=1, threads=None, overhead_rounds=2,
+            overhead_steps=1)
 # Eager JAX compiles every op on first use: slower than one jitted step.
 JIT = keras.backend.backend() == "jax"
 
@@ -46,7 +47,13 @@ def test_bench_keras_schema(keras_result):
     for phase in ("train_ahbf", "train_ce_only"):
         assert _is_number(r[phase]["compile_s"]) and r[phase]["compile_s"] >= 0
         assert len(r[phase]["losses"]) == 2 and all(map(_is_number, r[phase]["losses"]))
-    assert _is_number(r["ahbf_overhead"])
+    alternating = r["overhead_alternating"]
+    for phase in ("train_ahbf", "train_ce_only"):
+        # 2 rounds of one segment per model, 1 timed step each.
+        _check_timing(alternating[phase], 4)
+        assert alternating[phase]["steps"] == 2
+    assert r["ahbf_overhead"] == pytest.approx(
+        alternating["train_ahbf"]["median_s"] / alternating["train_ce_only"]["median_s"])
     assert r["peak_rss_mib"] > 0 and r["peak_rss_mib_end"] >= r["peak_rss_mib"]
     flops = r["flops"]
     assert flops["train_step_per_image"] == pytest.approx(3 * flops["forward_per_image"])
