@@ -183,3 +183,18 @@ def test_configurations_are_compared_with_the_reference_runs_around_them(keras_r
     assert row["train_vs_reference"] == pytest.approx(img_s / 40)
     assert row["reference_train_img_s"] == pytest.approx(40.0)
     assert row["infer_vs_reference"] == pytest.approx(keras_result["infer_target"]["img_s"] / 80)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="XLA:CPU micro-benchmark")
+def test_bench_xla_conv_forms_agree():
+    from benchmarks import bench_xla_conv
+
+    r = bench_xla_conv.run(shapes=((2, 8, 4, 6),), steps=1)
+    (row,) = r["rows"]
+    assert row["shape_nhwc_cout"] == [2, 8, 8, 4, 6]
+    for key in ("forward_ms", "input_grad_ms", "kernel_grad_ms", "im2col_forward_and_grads_ms",
+                "shifted_dots_forward_and_grads_ms", "kernel_grad_as_dots_ms"):
+        assert _is_number(row[key]) and row[key] > 0, key
+    # The rewritten forms compute the same convolution as lax.conv.
+    assert row["max_rel_diff_im2col"] < 1e-5
+    assert row["max_rel_diff_shifted_dots"] < 1e-5
