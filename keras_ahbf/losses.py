@@ -86,6 +86,18 @@ def _is_real_dtype(dtype):
     return dtype.startswith(("float", "bfloat", "int", "uint"))
 
 
+def _real_valued(name, value, what):
+    """`value` as a checkable tensor; TypeError unless its dtype is real."""
+    value = _as_checkable(name, value)
+    dtype = _dtype_name(value)
+    if not _is_real_dtype(dtype):
+        raise TypeError(
+            f"`{name}` must be a float tensor of {what}. "
+            f"Received: {name} with dtype {dtype}"
+        )
+    return value
+
+
 def _check_logits(name, value):
     """Checks one logits tensor: real dtype, rank 2. Returns its shape."""
     if value is None:
@@ -93,13 +105,7 @@ def _check_logits(name, value):
             f"`{name}` must be a tensor of logits (batch, classes). "
             f"Received: {name}=None"
         )
-    value = _as_checkable(name, value)
-    dtype = _dtype_name(value)
-    if not _is_real_dtype(dtype):
-        raise TypeError(
-            f"`{name}` must be a float tensor of logits (batch, classes). "
-            f"Received: {name} with dtype {dtype}"
-        )
+    value = _real_valued(name, value, "logits (batch, classes)")
     shape = _static_shape(value)
     if shape is not None and len(shape) != 2:
         raise ValueError(
@@ -213,13 +219,7 @@ def _check_labels(y_true, batch, num_classes, name="y_true"):
 def _check_sample_weight(sample_weight, batch, name="sample_weight"):
     if sample_weight is None:
         return None
-    sample_weight = _as_checkable(name, sample_weight)
-    dtype = _dtype_name(sample_weight)
-    if not _is_real_dtype(dtype):
-        raise TypeError(
-            f"`{name}` must be a float tensor of shape (batch,). Received: "
-            f"{name} with dtype {dtype}"
-        )
+    sample_weight = _real_valued(name, sample_weight, "shape (batch,)")
     shape = _static_shape(sample_weight)
     if shape is not None and shape != ():
         ok = len(shape) == 1 or (len(shape) == 2 and shape[1] in (1, None))
