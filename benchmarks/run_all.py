@@ -15,7 +15,7 @@ is measured in the same run as ours (before and after them):
 
 Results go to `benchmarks/results/<date>.json` and `<date>.md`.
 
-Run (the full suite, about 20 minutes on a quiet 2-core machine):
+Run (the full suite, 20-25 minutes on a 2-core machine):
 
     python benchmarks/run_all.py
 

@@ -72,6 +72,25 @@ def check_rank4_channels_last(name, shape):
         )
 
 
+def build_channel_mlp(layer, input_shape, reduction):
+    """Builds the bias-free `C -> max(1, C // r) -> C` channel MLP.
+
+    Shared by `SqueezeExcitation` and `CBAM`: creates and builds the two
+    `Dense` layers as `layer.fc1` and `layer.fc2` (names `"fc1"`, `"fc2"`,
+    the layer's dtype policy), from an NHWC `input_shape`.
+    """
+    channels = input_shape[-1]
+    hidden = max(1, channels // reduction)
+    layer.fc1 = keras.layers.Dense(
+        hidden, use_bias=False, name="fc1", dtype=layer.dtype_policy
+    )
+    layer.fc1.build((input_shape[0], channels))
+    layer.fc2 = keras.layers.Dense(
+        channels, use_bias=False, name="fc2", dtype=layer.dtype_policy
+    )
+    layer.fc2.build((input_shape[0], hidden))
+
+
 def batch_norm(name, dtype):
     return keras.layers.BatchNormalization(
         momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, dtype=dtype

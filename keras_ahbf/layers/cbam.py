@@ -71,16 +71,7 @@ class CBAM(keras.layers.Layer):
 
     def build(self, input_shape):
         _utils.check_rank4_channels_last("inputs", input_shape)
-        channels = input_shape[-1]
-        hidden = max(1, channels // self.reduction)
-        self.fc1 = keras.layers.Dense(
-            hidden, use_bias=False, name="fc1", dtype=self.dtype_policy
-        )
-        self.fc1.build((input_shape[0], channels))
-        self.fc2 = keras.layers.Dense(
-            channels, use_bias=False, name="fc2", dtype=self.dtype_policy
-        )
-        self.fc2.build((input_shape[0], hidden))
+        _utils.build_channel_mlp(self, input_shape, self.reduction)
         init = _utils.resolve_initializer(self.kernel_initializer)
         self.spatial_conv = keras.layers.Conv2D(
             1,
