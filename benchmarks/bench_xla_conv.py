@@ -19,10 +19,15 @@ Run:  python benchmarks/bench_xla_conv.py [--json out.json]
 """
 
 import argparse
-import json
+import os
 import statistics
 import sys
 import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks import _common  # noqa: E402
 
 SHAPES = ((128, 32, 16, 16), (128, 16, 32, 32), (128, 8, 64, 64))  # N, H=W, Cin, Cout
 
@@ -130,8 +135,7 @@ def main(argv=None):
               f"| {r['im2col_forward_ms']:.1f} | {r['im2col_forward_and_grads_ms']:.1f} "
               f"| {r['shifted_dots_forward_and_grads_ms']:.1f} | {r['kernel_grad_as_dots_ms']:.1f} |")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(result, f, indent=1)
+        _common.write_json(a.json, result)
     return result
 
 

@@ -33,6 +33,8 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
+from benchmarks import _common  # noqa: E402
+
 
 def _tensorflow_ops(logdir):
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
@@ -150,8 +152,7 @@ def main(argv=None):
         print(f"  {row['ms_per_step']:8.1f} ms {100 * row['share']:5.1f}% "
               f"{row['calls_per_step']:7.0f} calls  {row['op'][:70]}")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(r, f, indent=1)
+        _common.write_json(a.json, r)
     return r
 
 
