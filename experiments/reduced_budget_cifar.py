@@ -5,8 +5,9 @@ On a local CIFAR copy, for every seed, trains
 1. the AHBF-OKD model with the `keras-ahbf train` command (the paper's
    recipe scaled to `--epochs`), and
 2. with the same budget, the same target network alone (trunk + branch 0,
-   identical initial weights), with cross-entropy only: same data pipeline,
-   SGD schedule, batch size and coupled weight decay,
+   identical initial weights), with cross-entropy only: `keras-ahbf train
+   --baseline`, so the same data pipeline, SGD schedule, batch size, coupled
+   weight decay and run directory (resumable, `summary.json`),
 
 and reports the target's test top-1 (last and best epoch) for both, per
 seed and as mean +- standard deviation. This is a **reduced-budget check**
@@ -24,7 +25,6 @@ resumable: run the same command again after an interruption.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -36,8 +36,8 @@ import keras
 from keras_ahbf import _io
 from keras_ahbf import cli
 from keras_ahbf import data
+from keras_ahbf import runs
 from keras_ahbf import training
-from keras_ahbf.callbacks import EpochCheckpoint
 
 
 def parse_args(argv=None):
@@ -71,81 +71,26 @@ def _common_args(args, seed):
     return out
 
 
-def train_ahbf(args, seed):
-    """AHBF-OKD through the command line; returns its summary.json."""
-    output = os.path.join(args.output, f"ahbf-seed{seed}")
-    rc = cli.main(["train", *_common_args(args, seed), "--output", output])
+def _train(args, seed, kind):
+    """One run through the command line (resumable); returns its results.
+
+    `kind` is `"ahbf"` (AHBF-OKD) or `"baseline"` (`train --baseline`: the
+    same target network alone, cross-entropy only, same recipe and data).
+    """
+    output = os.path.join(args.output, f"{kind}-seed{seed}")
+    extra = ["--baseline"] if kind == "baseline" else []
+    rc = cli.main(["train", *_common_args(args, seed), *extra, "--output", output])
     if rc != 0:
-        raise SystemExit(f"AHBF-OKD training (seed {seed}) failed with exit code {rc}")
-    with open(os.path.join(output, cli.SUMMARY_FILE)) as f:
-        summary = json.load(f)
+        raise SystemExit(f"{kind} training (seed {seed}) failed with exit code {rc}")
+    summary = _io.read_json(os.path.join(output, runs.SUMMARY_FILE))
+    if summary["epochs_completed"] < summary["epochs_planned"]:
+        raise SystemExit(f"{kind} training (seed {seed}) stopped early")
     return {
         "target_top1_last": summary["target_top1_last"],
         "target_top1_best": summary["target_top1_best"],
         "teacher_top1_last": {k: v["last"] for k, v in summary["teacher_top1"].items()},
         "train_time_seconds": summary["train_time_seconds"],
-        "output": output,
-    }
-
-
-def train_baseline(args, seed):
-    """The target network alone, cross-entropy only, same budget (resumable)."""
-    config = training.resolve_config(
-        args.dataset, data_dir=os.path.abspath(args.data), backbone=args.backbone,
-        num_branches=args.num_branches, aux=args.aux, epochs=args.epochs,
-        batch_size=args.batch_size, seed=seed, train_limit=args.train_limit,
-        test_limit=args.test_limit,
-    )
-    output = os.path.abspath(os.path.join(args.output, f"baseline-seed{seed}"))
-    saved = _io.read_json(os.path.join(output, cli.CONFIG_FILE))
-    if saved is not None and saved["config"] != config.to_dict():
-        raise SystemExit(f"{output} holds a baseline run with other options; use another --output")
-    if saved is None:
-        _io.atomic_write_json(os.path.join(output, cli.CONFIG_FILE),
-                              {"config": config.to_dict(), "kind": "baseline (cross-entropy only)"})
-    state = EpochCheckpoint.read_state(output)
-    done = state["epochs_completed"] if state else 0
-    if done < config.epochs:
-        info = data.DATASETS[config.dataset]
-        (x_train, y_train), (x_test, y_test) = data.load_arrays(
-            config.dataset, config.data_dir, train_limit=config.train_limit,
-            test_limit=config.test_limit,
-        )
-        # The same pipelines as `keras-ahbf train`.
-        train_ds = data.make_dataset(
-            x_train, y_train, dataset=config.dataset, batch_size=config.batch_size,
-            training=True, augment=config.augment, seed=config.seed + done,
-        )
-        test_ds = data.make_dataset(
-            x_test, y_test, dataset=config.dataset, batch_size=config.batch_size,
-            training=False,
-        )
-        steps = training.steps_per_epoch(len(x_train), config.batch_size)
-        jit = keras.backend.backend() == "jax"
-        if state:
-            model, _ = EpochCheckpoint.restore(output)
-            # Variable regularisers are not saved with the model.
-            training.add_coupled_l2(model, config.weight_decay)
-        else:
-            # Same seed as the AHBF run: identical initial target weights.
-            keras.utils.set_random_seed(config.seed)
-            model = training.build_baseline(config, info.num_classes, info.image_shape)
-            training.compile_baseline(model, config, steps, jit_compile=jit)
-        model.fit(
-            train_ds, epochs=config.epochs, initial_epoch=done, validation_data=test_ds,
-            callbacks=[keras.callbacks.TerminateOnNaN(),
-                       EpochCheckpoint(output, metadata={"epochs_planned": config.epochs})],
-            verbose=args.verbose, shuffle=False,
-        )
-        state = EpochCheckpoint.read_state(output)
-    rows = state["history"]
-    if state["epochs_completed"] < config.epochs:
-        raise SystemExit(f"baseline training (seed {seed}) stopped early (non-finite loss?)")
-    return {
-        "target_top1_last": rows[-1]["val_branch_0_accuracy"],
-        "target_top1_best": max(r["val_branch_0_accuracy"] for r in rows),
-        "train_time_seconds": sum(r.get("epoch_time", 0.0) for r in rows),
-        "output": output,
+        "output": os.path.abspath(output),
     }
 
 
@@ -235,8 +180,8 @@ def main(argv=None):
     config = training.resolve_config(args.dataset, epochs=args.epochs)
     ahbf, baseline = [], []
     for seed in args.seeds:
-        ahbf.append(train_ahbf(args, seed))
-        baseline.append(train_baseline(args, seed))
+        ahbf.append(_train(args, seed, "ahbf"))
+        baseline.append(_train(args, seed, "baseline"))
         keras.backend.clear_session()
 
     aggregate = {}

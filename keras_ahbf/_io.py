@@ -198,6 +198,9 @@ def load_keras_model(path, compile=True):
 
     import keras
 
+    import keras_ahbf
+
+    keras_ahbf.register_all()  # The classes a checkpoint may hold.
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} does not exist.")
     size = os.path.getsize(path)

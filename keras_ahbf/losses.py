@@ -2,7 +2,7 @@
 
 Everything here uses `keras.ops` only, so it runs (and differentiates) on
 TensorFlow, JAX and PyTorch. The equations are those of the AHBF-OKD paper's
-published training code (see `AHBF_SPEC.md`, section 3):
+published training code (see `docs/method.md`, section 3):
 
 ```
 p_t          = softmax(t / T) + 1e-7
@@ -20,8 +20,16 @@ import math
 import numbers
 
 import numpy as np
-from keras import backend
 from keras import ops
+
+# The label checks (and the shape/dtype helpers they share with the logits
+# checks below) are the data package's: one place checks images and labels.
+from keras_ahbf.data.validation import as_checkable as _as_checkable
+from keras_ahbf.data.validation import check_label_values
+from keras_ahbf.data.validation import check_labels as _check_labels
+from keras_ahbf.data.validation import dtype_name as _dtype_name
+from keras_ahbf.data.validation import is_real_dtype as _is_real_dtype
+from keras_ahbf.data.validation import static_shape as _static_shape
 
 TEACHER_EPSILON = 1e-7
 
@@ -45,45 +53,6 @@ def _check_number(name, value, *, positive=False):
 # (known at trace time on every backend, also inside `jit`), plus, for NumPy
 # or Python labels, their values; backend tensors' values are never read, so
 # nothing is synchronised with the device.
-
-
-def _is_host_value(value):
-    """True for NumPy arrays/scalars and Python numbers or sequences."""
-    return isinstance(value, (np.ndarray, np.generic, numbers.Number, list, tuple))
-
-
-def _as_checkable(name, value):
-    """`value` itself if it is a tensor/array, else as a NumPy array."""
-    if value is None:
-        return None
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return value
-    try:
-        return np.asarray(value)
-    except Exception as e:  # noqa: BLE001 - e.g. ragged nested lists.
-        raise TypeError(
-            f"`{name}` must be a tensor or array. Received: {name}={value!r} "
-            f"({type(e).__name__}: {e})"
-        ) from None
-
-
-def _static_shape(value):
-    """Static shape as a tuple (None for unknown dims); None if unknown rank."""
-    try:
-        return tuple(None if d is None else int(d) for d in value.shape)
-    except (TypeError, ValueError):  # e.g. a TF tensor of unknown rank.
-        return None
-
-
-def _dtype_name(value):
-    try:
-        return backend.standardize_dtype(value.dtype)
-    except Exception:  # noqa: BLE001 - NumPy strings/objects, tf.string.
-        return str(getattr(value, "dtype", type(value).__name__))
-
-
-def _is_real_dtype(dtype):
-    return dtype.startswith(("float", "bfloat", "int", "uint"))
 
 
 def _real_valued(name, value, what):
@@ -136,84 +105,6 @@ def _merge_shapes(named_shapes, what="All branch and fused logits"):
                     f"{other}.shape={other_shape} and {name}.shape={shape}"
                 )
     return tuple(merged)
-
-
-def check_label_values(labels, num_classes, name="y_true", source=None):
-    """Checks NumPy/Python labels: integer values in `[0, num_classes)`.
-
-    Args:
-        labels: array-like of class ids (any shape; read on the host).
-        num_classes: int or None. None skips the range check.
-        name: str. Argument name used in the messages.
-        source: str or None. What defines `num_classes`, for the message
-            (e.g. "the logits").
-
-    Raises:
-        ValueError: naming the first fractional, non-finite or out-of-range
-            label (`name[i]=value`) and how many are out of range.
-    """
-    labels = np.asarray(labels).reshape(-1)
-    if labels.dtype.kind == "f":
-        bad = ~(np.isfinite(labels) & (labels == np.round(labels)))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise ValueError(
-                f"`{name}` must hold integer class labels. Received: "
-                f"{name}[{i}]={labels[i].item()!r}"
-            )
-    if num_classes is not None and labels.size:
-        outside = (labels < 0) | (labels >= num_classes)
-        if outside.any():
-            i = int(np.argmax(outside))
-            origin = f" ({source} have {num_classes} classes)" if source else ""
-            raise ValueError(
-                f"`{name}` must hold labels in [0, {num_classes}){origin}. Received: "
-                f"{name}[{i}]={labels[i].item()!r} "
-                f"({int(outside.sum())} label(s) out of range)"
-            )
-
-
-def _check_labels(y_true, batch, num_classes, name="y_true"):
-    """Checks labels against logits of shape `(batch, num_classes)`."""
-    if y_true is None:
-        raise ValueError(
-            f"`{name}` is required: integer class labels of shape (batch,). "
-            f"Received: {name}=None"
-        )
-    host = _is_host_value(y_true)
-    y_true = _as_checkable(name, y_true)
-    dtype = _dtype_name(y_true)
-    if not _is_real_dtype(dtype) and dtype != "bool":
-        raise TypeError(
-            f"`{name}` must hold integer class labels. Received: {name} with "
-            f"dtype {dtype}"
-        )
-    shape = _static_shape(y_true)
-    if shape is not None:
-        if len(shape) == 2 and shape[1] not in (1, None):
-            hint = ""
-            if shape[1] == num_classes:
-                hint = (
-                    " (one-hot or soft labels are not supported; pass class "
-                    "ids, e.g. argmax(y, -1))"
-                )
-            raise ValueError(
-                f"`{name}` must hold one integer class id per example, shape "
-                f"(batch,) or (batch, 1){hint}. Received: {name}.shape={shape}"
-            )
-        if len(shape) not in (1, 2):
-            raise ValueError(
-                f"`{name}` must hold one integer class id per example, shape "
-                f"(batch,) or (batch, 1). Received: {name}.shape={shape}"
-            )
-        if None not in (shape[0], batch) and shape[0] != batch:
-            raise ValueError(
-                f"`{name}` must hold one label per example: the logits have a "
-                f"batch of {batch}. Received: {name}.shape={shape}"
-            )
-    if host:
-        check_label_values(y_true, num_classes, name, source="the logits")
-    return y_true
 
 
 def _check_sample_weight(sample_weight, batch, name="sample_weight"):

@@ -1,37 +1,16 @@
 """`OnlineKDModel`: a `keras.Model` trained with the AHBF-OKD loss."""
 
-import numbers
-
 import keras
-import numpy as np
 from keras import ops
 
 from keras_ahbf import losses as ahbf_losses
 from keras_ahbf.callbacks import RampupCallback
+from keras_ahbf.data import validation
+from keras_ahbf.distribution import scale_loss_for_distribution as _scale_loss_for_distribution
+from keras_ahbf.distribution import tensorflow as tf_distribution
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers.adaptive_fusion import AdaptiveFusion
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
-
-
-def _scale_loss_for_distribution(loss):
-    """Divides a hand-written loss by the replica count under tf.distribute.
-
-    Keras does the same for its own losses; without it the loss and the
-    gradients are multiplied by the number of replicas.
-    """
-    try:
-        from keras.src.losses.loss import scale_loss_for_distribution
-    except ImportError:  # pragma: no cover - private API moved.
-        return loss
-    return scale_loss_for_distribution(loss)
-
-
-def _unscale_loss_for_distribution(value):
-    try:
-        from keras.src.losses.loss import unscale_loss_for_distribution
-    except ImportError:  # pragma: no cover
-        return value
-    return unscale_loss_for_distribution(value)
 
 
 def _sum_of_squares(variables):
@@ -404,43 +383,23 @@ class OnlineKDModel(keras.Model):
 
     # ---- tf.distribute.MultiWorkerMirroredStrategy support ---------------
     # Keras 3's TensorFlow trainer fails under MultiWorkerMirroredStrategy
-    # (keras-team/keras#20585) in two places, both outside the training
-    # computation: (1) before the first epoch it averages a whole nested input
-    # batch across workers just to learn its shapes, which the collective
-    # reduce rejects; (2) it reduces each scalar log value across workers with
-    # `axis=0`, which needs rank >= 1. The overrides below are inert unless a
-    # multi-worker strategy is active: they take the shapes from this
-    # worker's own batch and return the logs as shape-(1,) tensors (the mean
-    # over workers is unchanged). The gradients, the loss and its
-    # per-replica scaling are Keras' own.
-
-    def _in_multi_worker_mode(self):
-        strategy = getattr(self, "_distribute_strategy", None)
-        extended = getattr(strategy, "extended", None)
-        in_mode = getattr(extended, "_in_multi_worker_mode", None)
-        return bool(in_mode()) if callable(in_mode) else False
+    # (keras-team/keras#20585); the workaround is in
+    # `keras_ahbf.distribution.tensorflow` and inert unless a multi-worker
+    # strategy is active (on every other backend too).
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and data_batch is None and self._in_multi_worker_mode():
-            for _, _, batches in iterator:
-                batch = next(batches)
-                break
-            data_batch = keras.tree.map_structure(
-                lambda v: v.values[0] if hasattr(v, "values") else v, batch
-            )
-            iterator = None
+        iterator, data_batch = tf_distribution.symbolic_build_inputs(
+            self, iterator, data_batch
+        )
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    def _multi_worker_logs(self, logs):
-        if not self._in_multi_worker_mode():
-            return logs
-        return {k: ops.reshape(v, (1,)) for k, v in logs.items()}
-
     def train_step(self, *args, **kwargs):
-        return self._multi_worker_logs(super().train_step(*args, **kwargs))
+        logs = super().train_step(*args, **kwargs)
+        return tf_distribution.multi_worker_logs(self, logs)
 
     def test_step(self, *args, **kwargs):
-        return self._multi_worker_logs(super().test_step(*args, **kwargs))
+        logs = super().test_step(*args, **kwargs)
+        return tf_distribution.multi_worker_logs(self, logs)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
             callbacks=None, **kwargs):
@@ -485,7 +444,8 @@ class OnlineKDModel(keras.Model):
         Runs before the first step, so a bad dataset is refused with the
         argument's name instead of failing inside the compiled step (on JAX,
         a step that raises also leaves the model's variables unusable).
-        Other inputs are ignored; TensorFlow is not imported for them.
+        Other inputs are ignored; TensorFlow is not imported for them. The
+        checks are `keras_ahbf.data.validation.check_batch_dataset`.
 
         Raises:
             ValueError: on a dataset that does not yield `(images, labels)`
@@ -494,56 +454,15 @@ class OnlineKDModel(keras.Model):
                 included), labels that are not one class id per image
                 (one-hot labels included), or an empty dataset.
         """
-        import sys
-
-        tf = sys.modules.get("tensorflow")
-        if tf is None or not isinstance(x, tf.data.Dataset):
-            return
-        spec = x.element_spec
-        if (
-            not isinstance(spec, tuple)
-            or len(spec) < 2
-            or not isinstance(spec[0], tf.TensorSpec)
-        ):
-            raise ValueError(
-                f"`{name}` must yield (images, labels) batches. Received: "
-                f"{name}.element_spec={spec}"
-            )
-        shape = tuple(spec[0].shape) if spec[0].shape.rank is not None else None
-        if shape is not None and len(shape) != 4:
-            raise ValueError(
-                f"`{name}` must yield batches of images (batch, height, width, "
-                f"channels); batch it with `.batch(n)`. Received: images of "
-                f"shape {shape}"
-            )
         expected = tuple(self._input_shape_for_build[1:]) if self.built else None
-        if shape is not None and expected is not None and None not in shape[1:]:
-            if shape[1:] != expected:
-                h, w, c = expected
-                hint = ""
-                if shape[1:] == (c, h, w):
-                    hint = " The images look channels-first; keras_ahbf is channels-last."
-                raise ValueError(
-                    f"`{name}` must yield images of shape {expected}.{hint} "
-                    f"Received: images of shape {shape}"
-                )
-        labels = spec[1]
-        if isinstance(labels, tf.TensorSpec) and labels.shape.rank is not None:
-            lshape = tuple(labels.shape)
-            if len(lshape) not in (1, 2) or (len(lshape) == 2 and lshape[1] not in (1, None)):
-                raise ValueError(
-                    f"`{name}` must yield one integer label per image, shape "
-                    "(batch,) or (batch, 1) (one-hot labels are not supported). "
-                    f"Received: labels of shape {lshape}"
-                )
-        if int(x.cardinality()) == 0:
-            raise ValueError(f"`{name}` is empty (cardinality 0).")
+        validation.check_batch_dataset(x, name, image_shape=expected)
 
     def check_array_data(self, x, y, x_name="x", y_name="y"):
         """Validates NumPy images and labels before any training step.
 
         Datasets and generators are passed through unchecked (the loaders of
-        `keras_ahbf.data` validate what they read).
+        `keras_ahbf.data` validate what they read). The checks are
+        `keras_ahbf.data.validation.check_model_arrays`.
 
         Raises:
             ValueError: on empty data, images that are not
@@ -553,58 +472,14 @@ class OnlineKDModel(keras.Model):
                 or `(N, 1)`, or a different number of images and labels.
             TypeError: on non-numeric images or labels.
         """
-        if not isinstance(x, np.ndarray):
-            return
-        if x.dtype.kind not in "biuf":
-            raise TypeError(
-                f"`{x_name}` must hold numeric images. Received: {x_name} "
-                f"with dtype {x.dtype}"
-            )
-        if x.shape[:1] == (0,):
-            raise ValueError(f"`{x_name}` is empty. Received: {x_name} with shape {x.shape}")
         expected = tuple(self._input_shape_for_build[1:]) if self.built else None
-        if x.ndim != 4:
-            raise ValueError(
-                f"`{x_name}` must be a 4D array (batch, height, width, "
-                f"channels). Received: {x_name} with shape {x.shape}"
-            )
-        if expected is not None and tuple(x.shape[1:]) != expected:
-            h, w, c = expected
-            hint = ""
-            if tuple(x.shape[1:]) == (c, h, w):
-                hint = " The images look channels-first; keras_ahbf is channels-last."
-            raise ValueError(
-                f"`{x_name}` must have images of shape {expected}.{hint} "
-                f"Received: {x_name} with shape {x.shape}"
-            )
-        if x.dtype.kind == "f" and not np.isfinite(x).all():
-            bad = int(np.size(x) - np.isfinite(x).sum())
-            raise ValueError(
-                f"`{x_name}` contains {bad} NaN or infinite values."
-            )
-        if y is None:
-            return
-        labels = np.asarray(y)
-        if labels.dtype.kind not in "biuf":
-            raise TypeError(
-                f"`{y_name}` must hold integer class labels. Received: "
-                f"{y_name} with dtype {labels.dtype}"
-            )
-        if labels.ndim == 2 and labels.shape[1] == 1:
-            labels = labels[:, 0]
-        if labels.ndim != 1:
-            raise ValueError(
-                f"`{y_name}` must hold one integer label per image, shape "
-                f"(N,) or (N, 1) (one-hot labels are not supported). "
-                f"Received: {y_name} with shape {np.shape(y)}"
-            )
-        if len(labels) != len(x):
-            raise ValueError(
-                f"`{x_name}` and `{y_name}` must have the same length. "
-                f"Received: {len(x)} images and {len(labels)} labels"
-            )
-        ahbf_losses.check_label_values(
-            labels, self.branches.num_classes, y_name, source="the model's outputs"
+        validation.check_model_arrays(
+            x,
+            y,
+            image_shape=expected,
+            num_classes=self.branches.num_classes,
+            x_name=x_name,
+            y_name=y_name,
         )
 
     # --------------------------------------------------------------- export

@@ -12,13 +12,20 @@ state) and writes:
   and every fused teacher assistant;
 - `loss.png`: the loss terms (total, cross-entropy, branch and assistant
   distillation, L2) and the ramp-up weight;
-- `fusion_weights.png`: the weight each fusion level gives its first input
+- `loss_terms.png` (when the log has the per-output terms `ce_branch_{b}`,
+  `ce_ta_{m}`): the cross-entropy of every branch and fused assistant, and
+  the distillation terms `kd_branch`, `kd_ta` as they enter the total loss
+  (times the ramp-up weight, and `kd_weight * lambda_*` when the run's
+  `config.json` gives them), so one sees when distillation starts to act;
+- `fusion_weights.png` (not for a `--baseline` run): the weight each fusion level gives its first input
   (the previous assistant) over training, on training and test data, with
   the spread of the per-image weights when `FusionWeightLogger` measured it;
 - `learning_rate.png`: the learning rate per epoch.
 
 `plot_history(rows, out_dir)` does the same from rows already in memory
-(e.g. `[dict(epoch=e, **{k: v[e] for k, v in history.history.items()})]`).
+(e.g. `history_rows(model.fit(...))`).
+
+Nothing here imports Keras or a backend.
 """
 
 import csv
@@ -143,6 +150,61 @@ def _plot_losses(rows, path):
     return _save(fig, path)
 
 
+def _kd_factors(rows, config):
+    """`{kd term: (label, factor per row)}`: how each term enters the loss."""
+    config = config or {}
+    factors = {}
+    for term, lam in (("kd_branch", "lambda_branch"), ("kd_ta", "lambda_ta")):
+        constant, label = 1.0, term
+        if config.get("kd_weight") is not None and config.get(lam) is not None:
+            constant = float(config["kd_weight"]) * float(config[lam])
+            label = f"{constant:g} * {term}"
+        has_rampup = any("rampup_weight" in r for r in rows)
+        if has_rampup:
+            label = f"w(epoch) * {label}"
+        factors[term] = (label, constant, has_rampup)
+    return factors
+
+
+def _plot_loss_terms(rows, path, config=None):
+    fig = Figure(figsize=(11, 4.5))
+    ax_ce, ax_kd = fig.subplots(1, 2)
+    cmap = matplotlib.colormaps["tab10"]
+    names = _numbered(rows, r"ce_branch_\d+") + _numbered(rows, r"ce_ta_\d+")
+    for i, name in enumerate(names):
+        xs, ys = _series(rows, name)
+        label = name[len("ce_"):]
+        label = "target (branch_0)" if label == "branch_0" else label
+        ax_ce.plot(xs, ys, "--" if name.startswith("ce_ta_") else "-",
+                   color=cmap(i % 10), label=label)
+    ax_ce.set_xlabel("epoch")
+    ax_ce.set_ylabel("cross-entropy (training)")
+    ax_ce.set_title("Cross-entropy per branch (solid) and fused assistant (dashed)",
+                    fontsize=10)
+    ax_ce.grid(alpha=0.3)
+    if names:
+        ax_ce.legend(fontsize=8, ncol=2)
+    for i, (term, (label, constant, has_rampup)) in enumerate(_kd_factors(rows, config).items()):
+        xs, ys = [], []
+        for row in rows:
+            if row.get(term) is None:
+                continue
+            w = row.get("rampup_weight", 1.0) if has_rampup else 1.0
+            xs.append(int(row["epoch"]) + 1)
+            ys.append(constant * w * row[term])
+        if xs:
+            ax_kd.plot(xs, ys, "-", color=cmap(i), label=label)
+            raw_x, raw_y = _series(rows, term)
+            ax_kd.plot(raw_x, raw_y, ":", color=cmap(i), alpha=0.6, label=f"{term} (unweighted)")
+    ax_kd.set_xlabel("epoch")
+    ax_kd.set_ylabel("loss")
+    ax_kd.set_title("Distillation terms as they enter the total loss", fontsize=10)
+    ax_kd.grid(alpha=0.3)
+    if ax_kd.lines:
+        ax_kd.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def _plot_fusion(rows, path):
     levels = [re.search(r"\d+", k).group() for k in _numbered(rows, r"fusion_\d+_weight")]
     fig = Figure(figsize=(8, 5))
@@ -184,13 +246,16 @@ def _plot_learning_rate(rows, path):
     return _save(fig, path)
 
 
-def plot_history(rows, out_dir):
+def plot_history(rows, out_dir, config=None):
     """Writes the PNG plots of per-epoch log rows into `out_dir`.
 
     Args:
         rows: list of dicts with an `"epoch"` key (0-based) and metric
             values, as in `state.json`'s `"history"`.
         out_dir: str. Folder for the PNG files (created if needed).
+        config: dict or None. The run's options (`config.json`'s
+            `"config"`); its `kd_weight`, `lambda_branch` and `lambda_ta`
+            scale the distillation terms of `loss_terms.png`.
 
     Returns:
         List of the written file paths.
@@ -204,8 +269,11 @@ def plot_history(rows, out_dir):
     paths = [
         _plot_accuracy(rows, os.path.join(out_dir, "accuracy.png")),
         _plot_losses(rows, os.path.join(out_dir, "loss.png")),
-        _plot_fusion(rows, os.path.join(out_dir, "fusion_weights.png")),
     ]
+    if _numbered(rows, r"ce_(branch|ta)_\d+"):
+        paths.append(_plot_loss_terms(rows, os.path.join(out_dir, "loss_terms.png"), config))
+    if _numbered(rows, r"fusion_\d+_weight"):  # Not for a baseline.
+        paths.append(_plot_fusion(rows, os.path.join(out_dir, "fusion_weights.png")))
     if any("learning_rate" in r for r in rows):
         paths.append(_plot_learning_rate(rows, os.path.join(out_dir, "learning_rate.png")))
     return paths
@@ -215,4 +283,6 @@ def plot_run(run_dir, out_dir=None):
     """Plots a run directory's log; PNGs go to `out_dir` (default
     `<run_dir>/plots`). Returns the written paths."""
     rows = load_rows(run_dir)
-    return plot_history(rows, out_dir or os.path.join(run_dir, "plots"))
+    saved = _io.read_json(os.path.join(run_dir, "config.json"))
+    config = saved.get("config") if isinstance(saved, dict) else None
+    return plot_history(rows, out_dir or os.path.join(run_dir, "plots"), config)

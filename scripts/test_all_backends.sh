@@ -1,13 +1,51 @@
 #!/usr/bin/env bash
 # Runs the test suite once per Keras backend (TensorFlow, JAX, PyTorch).
-# Usage: scripts/test_all_backends.sh [extra pytest args]
+# Usage: scripts/test_all_backends.sh [--install] [extra pytest args]
+#   --install                                           # first install the package and its
+#                                                       # test extras into $PYTHON's environment
 #   BACKENDS="jax torch" scripts/test_all_backends.sh   # a subset
 #   PYTEST_MARK="" scripts/test_all_backends.sh         # include @pytest.mark.large
+#   scripts/test_all_backends.sh tests/test_losses.py   # one file (any pytest arguments)
+#
+# --install runs `pip install -e ".[test]"` (pytest, jax[cpu], torch==2.13.0).
+# The pinned torch comes from a folder of wheels when one exists (WHEELS,
+# default /opt/wheels, passed as --find-links); otherwise, if torch 2.13.0 is
+# not installed yet, its CPU build is installed first from TORCH_INDEX_URL
+# (default https://download.pytorch.org/whl/cpu; set it empty to let pip pick
+# torch from its usual index, which on Linux x86-64 is the multi-GB CUDA build).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python}"
+PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 BACKENDS="${BACKENDS:-tensorflow jax torch}"
 MARK="${PYTEST_MARK-not large}"
+TORCH_VERSION="2.13.0"   # keep equal to the pin in pyproject.toml
+
+install() {
+  local wheels="${WHEELS:-/opt/wheels}"
+  local torch_index="${TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}"
+  local find_links=()
+  "$PYTHON" -m pip install --quiet --upgrade pip || return 1
+  if [ -d "$wheels" ]; then
+    find_links=(--find-links "$wheels")
+  elif [ -n "$torch_index" ] && [ "$("$PYTHON" -c 'import importlib.metadata as m
+try:
+    print(m.version("torch").split("+")[0])
+except m.PackageNotFoundError:
+    pass' 2>/dev/null)" != "$TORCH_VERSION" ]; then
+    echo "Installing the CPU build of torch==$TORCH_VERSION from $torch_index"
+    "$PYTHON" -m pip install --quiet "torch==$TORCH_VERSION" --index-url "$torch_index" || return 1
+  fi
+  "$PYTHON" -m pip install --quiet "${find_links[@]}" -e ".[test]" || return 1
+  "$PYTHON" -m pip list 2>/dev/null \
+    | grep -iE '^(keras|tensorflow-cpu|tensorflow|jax|jaxlib|torch|tensorflow-datasets|pytest) '
+  return 0
+}
+
+if [ "${1-}" = "--install" ]; then
+  shift
+  install || { echo "scripts/test_all_backends.sh: --install failed" >&2; exit 1; }
+fi
+
 status=0
 summary=""
 for backend in $BACKENDS; do

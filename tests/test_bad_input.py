@@ -44,8 +44,6 @@ from keras_ahbf import losses
 from keras_ahbf.callbacks import EpochCheckpoint
 from keras_ahbf.models import build_backbone
 from keras_ahbf.models import resnet_cifar
-from tests.test_cli import _one_line_error
-from tests.test_cli import _write_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,6 +58,29 @@ def _params(cases):
 
 # --------------------------------------------------------------------------
 # Helpers.
+
+
+def _one_line_error(capsys, code, rc):
+    """Asserts exit code `code` and a one-line `error:` message; returns it."""
+    err = capsys.readouterr().err.strip()
+    assert rc == code, err
+    assert err.startswith("keras-ahbf ") and "error:" in err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def _write_npz(path, **overrides):
+    """A tiny CIFAR-10-shaped `.npz` file, with some arrays replaced."""
+    rng = np.random.default_rng(0)
+    arrays = dict(
+        x_train=rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 8),
+        x_test=rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 4),
+    )
+    arrays.update(overrides)
+    np.savez(path, **arrays)
+    return str(path)
 
 
 def _snapshot(directory):

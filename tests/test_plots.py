@@ -6,8 +6,8 @@ import os
 import matplotlib
 import pytest
 
-from keras_ahbf import callbacks
 from keras_ahbf import plots
+from keras_ahbf import runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -60,7 +60,7 @@ def test_plot_run_from_state_or_csv(tmp_path):
     # Only a CSV log (e.g. written by keras.callbacks.CSVLogger-like tools).
     csv_run = tmp_path / "csv_run"
     csv_run.mkdir()
-    (csv_run / "log.csv").write_text(callbacks.rows_to_csv(rows))
+    (csv_run / "log.csv").write_text(runs.rows_to_csv(rows))
     assert plots.load_rows(str(csv_run))[2]["val_ta_3_accuracy"] == pytest.approx(
         rows[2]["val_ta_3_accuracy"]
     )
@@ -84,3 +84,45 @@ def test_errors(tmp_path):
         plots.plot_history([], str(tmp_path))
     with pytest.raises(FileNotFoundError, match="state.json or log.csv"):
         plots.plot_run(str(tmp_path))
+
+
+def _rows_with_terms(epochs=5, branches=3):
+    rows = _rows(epochs=epochs, levels=branches - 1)
+    for e, row in enumerate(rows):
+        for b in range(branches):
+            row[f"ce_branch_{b}"] = 2.0 / (e + 1) + 0.1 * b
+        for m in range(1, branches):
+            row[f"ce_ta_{m}"] = 1.8 / (e + 1)
+        row["rampup_weight"] = 0.5 * (e / (epochs - 1)) ** 2
+    return rows
+
+
+def test_loss_terms_figure(tmp_path):
+    rows = _rows_with_terms()
+    paths = plots.plot_history(rows, str(tmp_path / "a"))
+    assert [os.path.basename(p) for p in paths] == [
+        "accuracy.png", "loss.png", "loss_terms.png", "fusion_weights.png", "learning_rate.png"
+    ]
+    _check_pngs(paths)
+    # With the run's weights from config.json, the terms as they enter the loss.
+    factors = plots._kd_factors(rows, {"kd_weight": 1.5, "lambda_branch": 4.0, "lambda_ta": 2.0})
+    assert factors["kd_branch"] == ("w(epoch) * 6 * kd_branch", 6.0, True)
+    assert factors["kd_ta"] == ("w(epoch) * 3 * kd_ta", 3.0, True)
+    # Without a ramp-up column or a config: the raw terms.
+    bare = [{k: v for k, v in r.items() if k != "rampup_weight"} for r in rows]
+    assert plots._kd_factors(bare, None)["kd_ta"] == ("kd_ta", 1.0, False)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.csv").write_text(runs.rows_to_csv(bare))
+    (run / "config.json").write_text(json.dumps({"config": {"kd_weight": 1.0}}))
+    assert "loss_terms.png" in [os.path.basename(p) for p in plots.plot_run(str(run))]
+
+
+def test_baseline_log_has_no_fusion_figure(tmp_path):
+    rows = [{"epoch": e, "loss": 1.0 / (e + 1), "branch_0_accuracy": 0.1 * e,
+             "val_branch_0_accuracy": 0.1 * e, "learning_rate": 0.1} for e in range(3)]
+    paths = plots.plot_history(rows, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == [
+        "accuracy.png", "loss.png", "learning_rate.png"
+    ]
+    _check_pngs(paths)

@@ -46,7 +46,7 @@ import pytest
 
 from keras_ahbf import _io
 from keras_ahbf.callbacks import rows_to_csv
-from tests.conftest import to_numpy
+from keras_ahbf.testing.test_utils import to_numpy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3

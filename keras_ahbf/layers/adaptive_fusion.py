@@ -6,9 +6,10 @@ import keras
 from keras import ops
 
 from keras_ahbf.layers import _utils
-from keras_ahbf.layers.cbam import CBAM
-from keras_ahbf.layers.non_local_block import NonLocalBlock
-from keras_ahbf.layers.squeeze_excitation import SqueezeExcitation
+from keras_ahbf.layers._arguments import check_bool
+from keras_ahbf.layers.attention.cbam import CBAM
+from keras_ahbf.layers.attention.non_local_block import NonLocalBlock
+from keras_ahbf.layers.attention.squeeze_excitation import SqueezeExcitation
 
 # The attention block each `attention` value places after the BatchNorm on G.
 ATTENTION_LAYERS = {
@@ -103,13 +104,8 @@ class AdaptiveFusion(keras.layers.Layer):
                 f"`attention` must be one of {ATTENTIONS}. "
                 f"Received: attention={attention!r}"
             )
-        if not isinstance(return_weights, bool):
-            raise TypeError(
-                "`return_weights` must be a bool. "
-                f"Received: return_weights={return_weights!r}"
-            )
         self.attention = attention
-        self.return_weights = return_weights
+        self.return_weights = check_bool("return_weights", return_weights)
         self.kernel_initializer = kernel_initializer
 
     def _check_inputs(self, input_shape):

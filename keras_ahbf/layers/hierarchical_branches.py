@@ -1,12 +1,12 @@
 """Branches of increasing depth sharing one input: the AHBF hierarchy."""
 
 import numbers
-from typing import Optional
 
 import keras
 from keras import ops
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers._arguments import check_rate
 
 
 def _is_int(value):
@@ -143,15 +143,9 @@ class HierarchicalBranches(keras.layers.Layer):
         self.head_hidden_units = [
             _utils.check_int("head_hidden_units", u, 1) for u in head_hidden_units
         ]
-        self.head_dropout = _utils.check_float("head_dropout", head_dropout, 0.0)
-        if self.head_dropout >= 1.0:
-            raise ValueError(
-                "`head_dropout` must be in [0, 1). "
-                f"Received: head_dropout={head_dropout}"
-            )
+        self.head_dropout = check_rate("head_dropout", head_dropout)
         # Only the template's config is kept: it is not a sub-layer itself.
         self._stage_serialized = keras.saving.serialize_keras_object(stage)
-        self._stage_class = type(stage)
         self.stages = [
             self._make_stage(stage, b) for b in range(self.num_branches)
         ]

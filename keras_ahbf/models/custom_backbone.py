@@ -1,201 +1,16 @@
 """Turn any Keras network into an AHBF-OKD model (`from_backbone`)."""
 
-import difflib
-import math
 import re
 
 import keras
 
-from keras_ahbf.layers import _utils
-from keras_ahbf.layers.callable_stage import CallableStage, warn_if_unregistered
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
-from keras_ahbf.layers.repeated_block_stage import RepeatedBlockStage
+from keras_ahbf.layers.stages.callable_stage import CallableStage
+from keras_ahbf.layers.stages.callable_stage import warn_if_unregistered
+from keras_ahbf.layers.stages.repeated_block_stage import RepeatedBlockStage
+from keras_ahbf.models import _backbone_split
+from keras_ahbf.models._arguments import check_branch_arguments
 from keras_ahbf.online_kd_model import OnlineKDModel
-
-
-def _single(tensors, what):
-    flat = keras.tree.flatten(tensors)
-    if len(flat) != 1:
-        raise ValueError(
-            f"{what} must be a single tensor. Received: {len(flat)} tensors"
-        )
-    return flat[0]
-
-
-def _shape(tensor):
-    return tuple(tensor.shape)
-
-
-def _feature_layer_names(backbone):
-    names = []
-    for layer in backbone.layers:
-        try:
-            output = layer.output
-        except (AttributeError, ValueError):
-            continue
-        if not isinstance(output, (list, tuple)) and len(output.shape) == 4:
-            names.append(layer.name)
-    return names
-
-
-def _get_split_layer(backbone, trunk_end):
-    if not isinstance(trunk_end, str):
-        raise TypeError(
-            "`trunk_end` must be the name of a layer of `backbone`. "
-            f"Received: trunk_end={trunk_end!r}"
-        )
-    names = [layer.name for layer in backbone.layers]
-    if trunk_end not in names:
-        candidates = _feature_layer_names(backbone)
-        close = difflib.get_close_matches(trunk_end, candidates, n=5, cutoff=0.5)
-        hint = close or candidates[-8:]
-        raise ValueError(
-            f"`backbone` ({backbone.name}) has no layer named {trunk_end!r}. "
-            f"{'Close' if close else 'Some valid'} names of layers with a 4D "
-            f"feature-map output: {hint} ({len(candidates)} in total; see "
-            "`[l.name for l in backbone.layers]`). Received: "
-            f"trunk_end={trunk_end!r}"
-        )
-    return backbone.get_layer(trunk_end)
-
-
-def _layer_inputs(layer):
-    try:
-        return keras.tree.flatten(layer.input)
-    except (AttributeError, ValueError):
-        return []
-
-
-def _consumers(tensor, layers):
-    return [l for l in layers if any(x is tensor for x in _layer_inputs(l))]
-
-
-def _extend_through_activations(tensor, layers):
-    """Follows weight-free, shape-preserving single consumers (e.g. the ReLU
-    after a residual addition) so that a block ends where the next begins."""
-    while True:
-        consumers = _consumers(tensor, layers)
-        if len(consumers) != 1:
-            return tensor
-        (layer,) = consumers
-        inputs = _layer_inputs(layer)
-        try:
-            output = layer.output
-        except (AttributeError, ValueError):
-            return tensor
-        if (
-            layer.weights
-            or len(inputs) != 1
-            or isinstance(output, (list, tuple))
-            or _shape(output) != _shape(tensor)
-        ):
-            return tensor
-        tensor = output
-
-
-def _weight_count(model):
-    return sum(math.prod(w.shape) for w in model.weights) if model is not None else 0
-
-
-def _split_tail(split, block_in, block_out, output, tail_count):
-    """Returns `(prefix, block, suffix)` models or raises `ValueError`."""
-    try:
-        prefix = None if block_in is split else keras.Model(split, block_in)
-        block = keras.Model(block_in, block_out)
-        suffix = None if block_out is output else keras.Model(block_out, output)
-    except ValueError as error:
-        raise ValueError(
-            "The repeated block must be self-contained: the network after "
-            "it may only use its output, and the block only its input. "
-            f"({error})"
-        ) from None
-    counts = sum(_weight_count(m) for m in (prefix, block, suffix))
-    if counts != tail_count:
-        raise ValueError(
-            "The repeated block is not self-contained: prefix, block and "
-            f"suffix hold {counts} weights, the network after `trunk_end` "
-            f"{tail_count} (a layer is shared or a connection skips the "
-            "block)."
-        )
-    if _shape(block_in) != _shape(block_out):
-        raise ValueError(
-            "The repeated block must keep the shape of its input. Received: "
-            f"input shape {_shape(block_in)}, output shape {_shape(block_out)}"
-        )
-    return prefix, block, suffix
-
-
-def _derive_stage(backbone, split, repeat_block):
-    output = _single(backbone.outputs, "The output of `backbone`")
-    if output is split:
-        raise ValueError(
-            "`trunk_end` is the last layer of `backbone`: nothing is left "
-            "to derive the branches from. Split earlier or pass `stage=`."
-        )
-    if len(output.shape) != 4:
-        raise ValueError(
-            "To derive the branches, `backbone` must end with a 4D feature "
-            "map (e.g. keras.applications models with `include_top=False, "
-            f"pooling=None`). Received: output shape {_shape(output)}"
-        )
-    try:
-        tail = keras.Model(split, output)
-    except ValueError:
-        raise ValueError(
-            "The network after `trunk_end` also uses tensors computed before "
-            "it (a connection skips the split point); split at a stage "
-            "boundary."
-        ) from None
-    tail_layers = [
-        l for l in tail.layers if not isinstance(l, keras.layers.InputLayer)
-    ]
-    tail_count = _weight_count(tail)
-    if repeat_block is not None:
-        if (
-            not isinstance(repeat_block, (list, tuple))
-            or len(repeat_block) != 2
-            or not all(isinstance(n, str) for n in repeat_block)
-        ):
-            raise TypeError(
-                "`repeat_block` must be a pair of layer names "
-                "(first layer of the block, last layer of the block). "
-                f"Received: repeat_block={repeat_block!r}"
-            )
-        tail_names = [l.name for l in tail_layers]
-        for n in repeat_block:
-            if n not in tail_names:
-                raise ValueError(
-                    f"`repeat_block` names {n!r}, which is not a layer after "
-                    f"`trunk_end`. Some valid names: {tail_names[:4]} ... "
-                    f"{tail_names[-4:]}"
-                )
-        first, last = (backbone.get_layer(n) for n in repeat_block)
-        block_in = _single(first.input, f"The input of layer {first.name!r}")
-        block_out = _single(last.output, f"The output of layer {last.name!r}")
-        return _split_tail(split, block_in, block_out, output, tail_count)
-    # Automatic: the last residual block (an Add whose one input is the
-    # block input) after the split.
-    for layer in reversed(tail_layers):
-        if not isinstance(layer, keras.layers.Add):
-            continue
-        block_out = _extend_through_activations(layer.output, tail_layers)
-        for block_in in _layer_inputs(layer):
-            if _shape(block_in) != _shape(layer.output):
-                continue
-            try:
-                return _split_tail(split, block_in, block_out, output, tail_count)
-            except ValueError:
-                continue
-    raise ValueError(
-        "Could not find a repeatable residual block after `trunk_end` "
-        f"({_trunk_end_name(split)}). Name one with "
-        "`repeat_block=(first_layer, last_layer)` or pass `stage=`."
-    )
-
-
-def _trunk_end_name(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    return history[0].name if history else "?"
 
 
 def _default_name(backbone):
@@ -231,6 +46,68 @@ def _check_branch_shapes(branches, trunk_shape):
             "size (stride 1 in the added blocks)."
         )
     return shapes
+
+
+def _image_input(backbone):
+    """The one image input of a functional `backbone`."""
+    if not isinstance(backbone, keras.Model):
+        raise TypeError(
+            f"`backbone` must be a `keras.Model`. Received: backbone={backbone!r}"
+        )
+    try:
+        inputs = backbone.inputs
+        outputs = backbone.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs or not outputs:
+        raise TypeError(
+            "`backbone` must be a functional model (or a Sequential model "
+            "starting with `keras.Input`), so that it can be split at a layer."
+        )
+    return _backbone_split.single(inputs, "The input of `backbone`")
+
+
+def _template_stage(backbone, split, stage, base_depth, depth_key, repeat_block):
+    """The template of the branch stages, from the `stage` argument.
+
+    Returns:
+        `(template, depth_key, parts)`: the template layer, the name of its
+        depth argument and, for a stage derived from `backbone`, its
+        `(prefix, block, suffix)` models (else `None`).
+    """
+    if stage is None:
+        if base_depth is not None:
+            raise ValueError(
+                "`base_depth` is only used with a callable `stage`; a derived "
+                "stage starts at depth 1 (the block as in `backbone`)."
+            )
+        parts = _backbone_split.derive_stage(backbone, split, repeat_block)
+        prefix, block, suffix = parts
+        template = RepeatedBlockStage(block, depth=1, prefix=prefix, suffix=suffix)
+        return template, "depth", parts
+    if isinstance(stage, keras.layers.Layer):
+        return stage, depth_key, None
+    if callable(stage):
+        if base_depth is None:
+            raise ValueError(
+                "With a function `stage`, pass `base_depth`, the depth of "
+                "branch 0 (the target network)."
+            )
+        warn_if_unregistered(stage, stacklevel=4)
+        return CallableStage(stage, depth=base_depth), "depth", None
+    raise TypeError(
+        "`stage` must be None (derive it from `backbone`), a template "
+        "layer or a function `stage_fn(depth) -> layer`. "
+        f"Received: stage={stage!r}"
+    )
+
+
+def _copy_derived_weights(parts, stage):
+    """Starts a derived branch-0 stage from the backbone's weights."""
+    copies = (stage.prefix_model, stage.blocks[0], stage.suffix_model)
+    for original, copy_ in zip(parts, copies):
+        if original is not None:
+            copy_.set_weights(original.get_weights())
 
 
 def from_backbone(
@@ -331,72 +208,12 @@ def from_backbone(
     model.compile(keras.optimizers.SGD(0.05, momentum=0.9))
     ```
     """
-    if not isinstance(backbone, keras.Model):
-        raise TypeError(
-            f"`backbone` must be a `keras.Model`. Received: backbone={backbone!r}"
-        )
-    try:
-        inputs = backbone.inputs
-        outputs = backbone.outputs
-    except (AttributeError, ValueError):
-        inputs = outputs = None
-    if not inputs or not outputs:
-        raise TypeError(
-            "`backbone` must be a functional model (or a Sequential model "
-            "starting with `keras.Input`), so that it can be split at a layer."
-        )
-    image_input = _single(inputs, "The input of `backbone`")
-    _utils.check_int("num_branches", num_branches, 2)
-    _utils.check_int("aux", aux, 0)
-    _utils.check_int("num_classes", num_classes, 1)
-    layer = _get_split_layer(backbone, trunk_end)
-    if isinstance(layer, keras.layers.InputLayer):
-        raise ValueError(
-            "`trunk_end` must not be the input layer: the trunk needs at "
-            f"least one layer. Received: trunk_end={trunk_end!r}"
-        )
-    try:
-        split = layer.output
-    except (AttributeError, ValueError) as error:
-        raise ValueError(
-            f"Layer {trunk_end!r} has no single output to split at ({error})."
-        ) from None
-    split = _single(split, f"The output of `trunk_end` layer {trunk_end!r}")
-    if len(split.shape) != 4 or split.shape[-1] is None:
-        raise ValueError(
-            f"`trunk_end` layer {trunk_end!r} must output a 4D (batch, height, "
-            f"width, channels) feature map. Received: shape {_shape(split)}"
-        )
-
-    parts = None
-    if stage is None:
-        if base_depth is not None:
-            raise ValueError(
-                "`base_depth` is only used with a callable `stage`; a derived "
-                "stage starts at depth 1 (the block as in `backbone`)."
-            )
-        parts = _derive_stage(backbone, split, repeat_block)
-        prefix, block, suffix = parts
-        template = RepeatedBlockStage(block, depth=1, prefix=prefix, suffix=suffix)
-        depth_key = "depth"
-    elif isinstance(stage, keras.layers.Layer):
-        template = stage
-    elif callable(stage):
-        if base_depth is None:
-            raise ValueError(
-                "With a function `stage`, pass `base_depth`, the depth of "
-                "branch 0 (the target network)."
-            )
-        warn_if_unregistered(stage)
-        template = CallableStage(stage, depth=base_depth)
-        depth_key = "depth"
-    else:
-        raise TypeError(
-            "`stage` must be None (derive it from `backbone`), a template "
-            "layer or a function `stage_fn(depth) -> layer`. "
-            f"Received: stage={stage!r}"
-        )
-
+    image_input = _image_input(backbone)
+    check_branch_arguments(num_branches, aux, num_classes)
+    split = _backbone_split.trunk_output(backbone, trunk_end)
+    template, depth_key, parts = _template_stage(
+        backbone, split, stage, base_depth, depth_key, repeat_block
+    )
     trunk = keras.Model(image_input, split, name="trunk")
     branches = HierarchicalBranches(
         template,
@@ -408,15 +225,10 @@ def from_backbone(
         head_dropout=head_dropout,
         name="branches",
     )
-    _check_branch_shapes(branches, (None,) + _shape(split)[1:])
+    _check_branch_shapes(branches, (None,) + tuple(split.shape)[1:])
     model = OnlineKDModel(
         trunk, branches, fusion, name=name or _default_name(backbone), **kd_options
     )
     if parts is not None and copy_weights:
-        stage0 = branches.stages[0]
-        for original, copy_ in zip(
-            parts, (stage0.prefix_model, stage0.blocks[0], stage0.suffix_model)
-        ):
-            if original is not None:
-                copy_.set_weights(original.get_weights())
+        _copy_derived_weights(parts, branches.stages[0])
     return model

@@ -5,9 +5,10 @@ import math
 import keras
 
 from keras_ahbf.layers import _utils
-from keras_ahbf.layers.dense_block import DenseBlock
+from keras_ahbf.layers.blocks.dense_block import DenseBlock
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
-from keras_ahbf.models.resnet_cifar import _check_input_shape
+from keras_ahbf.models._arguments import check_branch_arguments
+from keras_ahbf.models._arguments import check_input_shape
 from keras_ahbf.online_kd_model import OnlineKDModel
 
 
@@ -60,12 +61,9 @@ def densenet_cifar_trunk(
     if num_init_features is None:
         num_init_features = 2 * growth_rate if bottleneck else 16
     _utils.check_int("num_init_features", num_init_features, 1)
-    input_shape = _check_input_shape(input_shape)
-    if input_shape[0] < 4 or input_shape[1] < 4:
-        raise ValueError(
-            "A CIFAR DenseNet halves the image twice and needs at least 4x4 "
-            f"pixels. Received: input_shape={input_shape}"
-        )
+    input_shape = check_input_shape(
+        input_shape, 4, "A CIFAR DenseNet", "halves the image twice"
+    )
     inputs = keras.Input(shape=input_shape, name="images")
     x = keras.layers.Conv2D(
         num_init_features, 3, padding="same", use_bias=False,
@@ -157,9 +155,7 @@ def densenet_cifar(
     model = keras_ahbf.models.densenet_cifar(40, growth_rate=12, num_classes=100)
     ```
     """
-    _utils.check_int("num_branches", num_branches, 2)
-    _utils.check_int("aux", aux, 0)
-    _utils.check_int("num_classes", num_classes, 1)
+    check_branch_arguments(num_branches, aux, num_classes)
     layers = densenet_layers(depth, bottleneck)
     trunk = densenet_cifar_trunk(
         depth, growth_rate, bottleneck, compression, num_init_features,

@@ -4,8 +4,9 @@ import keras
 
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
-from keras_ahbf.layers.inverted_residual_stages import InvertedResidualStages
-from keras_ahbf.models.resnet_cifar import _check_input_shape
+from keras_ahbf.layers.multi_stage.inverted_residual_stages import InvertedResidualStages
+from keras_ahbf.models._arguments import check_branch_arguments
+from keras_ahbf.models._arguments import check_input_shape
 from keras_ahbf.online_kd_model import OnlineKDModel
 
 # (expansion or None for `expansion`, channels, blocks, stride) as in the
@@ -19,10 +20,7 @@ def _width(channels, width_multiplier):
 
 
 def _check_width(width_multiplier):
-    width_multiplier = _utils.check_float(
-        "width_multiplier", width_multiplier, 0.0, exclusive=True
-    )
-    return width_multiplier
+    return _utils.check_float("width_multiplier", width_multiplier, 0.0, exclusive=True)
 
 
 def mobilenet_v2_cifar_trunk(
@@ -43,7 +41,7 @@ def mobilenet_v2_cifar_trunk(
     """
     width_multiplier = _check_width(width_multiplier)
     _utils.check_int("expansion", expansion, 1)
-    input_shape = _check_input_shape(input_shape)
+    input_shape = check_input_shape(input_shape)
     inputs = keras.Input(shape=input_shape, name="images")
     x = keras.layers.Conv2D(
         _width(32, width_multiplier), 3, strides=2, padding="same", use_bias=False,
@@ -119,9 +117,7 @@ def mobilenet_v2_cifar(
     model = keras_ahbf.models.mobilenet_v2_cifar(num_classes=100)
     ```
     """
-    _utils.check_int("num_branches", num_branches, 2)
-    _utils.check_int("aux", aux, 0)
-    _utils.check_int("num_classes", num_classes, 1)
+    check_branch_arguments(num_branches, aux, num_classes)
     width_multiplier = _check_width(width_multiplier)
     trunk = mobilenet_v2_cifar_trunk(width_multiplier, expansion, input_shape)
     last = _width(1280, width_multiplier) if width_multiplier > 1.0 else 1280

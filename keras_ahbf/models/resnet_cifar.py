@@ -4,34 +4,13 @@ import keras
 
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
-from keras_ahbf.layers.residual_stage import BLOCKS, ResidualStage
+from keras_ahbf.layers.stages.residual_stage import ResidualStage
+from keras_ahbf.layers.stages.residual_stage import check_block
+from keras_ahbf.models._arguments import check_branch_arguments
+from keras_ahbf.models._arguments import check_input_shape
 from keras_ahbf.online_kd_model import OnlineKDModel
 
 SUPPORTED_DEPTHS = (8, 14, 20, 32, 44, 56, 110)
-
-
-def _check_input_shape(input_shape):
-    if (
-        not isinstance(input_shape, (list, tuple))
-        or len(input_shape) != 3
-        or not all(isinstance(d, int) and d > 0 for d in input_shape)
-    ):
-        raise ValueError(
-            "`input_shape` must be (height, width, channels) with positive "
-            f"integers. Received: input_shape={input_shape!r}"
-        )
-    if keras.config.image_data_format() != "channels_last":
-        raise ValueError(
-            "keras_ahbf models are channels-last. Received: "
-            f"keras.config.image_data_format()={keras.config.image_data_format()!r}"
-        )
-    height, width, channels = input_shape
-    if channels > 4 and height <= 4:
-        raise ValueError(
-            "`input_shape` looks channels-first; keras_ahbf expects "
-            f"(height, width, channels). Received: input_shape={tuple(input_shape)}"
-        )
-    return tuple(input_shape)
 
 
 def resnet_cifar_blocks(depth, block=None):
@@ -52,10 +31,7 @@ def resnet_cifar_blocks(depth, block=None):
         block = "bottleneck" if depth == 110 else "basic"
         if block == "bottleneck":
             return block, 12
-    if block not in BLOCKS:
-        raise ValueError(
-            f"`block` must be one of {sorted(BLOCKS)}. Received: block={block!r}"
-        )
+    check_block(block)
     layers_per_block = 2 if block == "basic" else 3
     if depth < 2 or (depth - 2) % (3 * layers_per_block) != 0:
         form = "6n+2" if block == "basic" else "9n+2"
@@ -83,7 +59,7 @@ def resnet_cifar_trunk(depth=32, block=None, input_shape=(32, 32, 3), name="trun
         A functional `keras.Model`.
     """
     block, n = resnet_cifar_blocks(depth, block)
-    input_shape = _check_input_shape(input_shape)
+    input_shape = check_input_shape(input_shape)
     inputs = keras.Input(shape=input_shape, name="images")
     x = keras.layers.Conv2D(
         16, 3, padding="same", use_bias=False,
@@ -152,9 +128,7 @@ def resnet_cifar(
     model.compile(keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True))
     ```
     """
-    _utils.check_int("num_branches", num_branches, 2)
-    _utils.check_int("aux", aux, 0)
-    _utils.check_int("num_classes", num_classes, 1)
+    check_branch_arguments(num_branches, aux, num_classes)
     block, n = resnet_cifar_blocks(depth, block)
     trunk = resnet_cifar_trunk(depth, block, input_shape)
     branches = HierarchicalBranches(

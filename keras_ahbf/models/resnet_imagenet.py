@@ -4,9 +4,10 @@ import keras
 
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
-from keras_ahbf.layers.residual_stage import ResidualStage
-from keras_ahbf.layers.residual_stages import ResidualStages
-from keras_ahbf.models.resnet_cifar import _check_input_shape
+from keras_ahbf.layers.multi_stage.residual_stages import ResidualStages
+from keras_ahbf.layers.stages.residual_stage import ResidualStage
+from keras_ahbf.models._arguments import check_branch_arguments
+from keras_ahbf.models._arguments import check_input_shape
 from keras_ahbf.online_kd_model import OnlineKDModel
 
 # depth -> (block, blocks per stage 1..4), as torchvision.
@@ -24,14 +25,6 @@ def _imagenet_config(depth):
             f"Received: depth={depth!r}"
         )
     return IMAGENET_RESNETS[depth]
-
-
-def _check_min_size(input_shape, minimum, what):
-    if input_shape[0] < minimum or input_shape[1] < minimum:
-        raise ValueError(
-            f"{what} needs images of at least {minimum}x{minimum} pixels. "
-            f"Received: input_shape={tuple(input_shape)}"
-        )
 
 
 def resnet_imagenet_trunk(depth=18, input_shape=(224, 224, 3), name="trunk"):
@@ -53,8 +46,7 @@ def resnet_imagenet_trunk(depth=18, input_shape=(224, 224, 3), name="trunk"):
         A functional `keras.Model` (images -> stride-8 feature map).
     """
     block, (n1, n2, _, _) = _imagenet_config(depth)
-    input_shape = _check_input_shape(input_shape)
-    _check_min_size(input_shape, 32, "An ImageNet ResNet")
+    input_shape = check_input_shape(input_shape, 32, "An ImageNet ResNet")
     inputs = keras.Input(shape=input_shape, name="images")
     x = keras.layers.ZeroPadding2D(3, name="stem_pad")(inputs)
     x = keras.layers.Conv2D(
@@ -129,9 +121,7 @@ def resnet_imagenet(
     resnet18 = model.target_model()   # the plain ResNet-18
     ```
     """
-    _utils.check_int("num_branches", num_branches, 2)
-    _utils.check_int("aux", aux, 0)
-    _utils.check_int("num_classes", num_classes, 1)
+    check_branch_arguments(num_branches, aux, num_classes)
     block, (_, _, n3, n4) = _imagenet_config(depth)
     trunk = resnet_imagenet_trunk(depth, input_shape)
     branches = HierarchicalBranches(

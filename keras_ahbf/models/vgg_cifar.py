@@ -2,10 +2,11 @@
 
 import keras
 
-from keras_ahbf.layers import _utils
+from keras_ahbf.layers._arguments import check_rate
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
-from keras_ahbf.layers.vgg_stage import VGGStage
-from keras_ahbf.models.resnet_cifar import _check_input_shape
+from keras_ahbf.layers.stages.vgg_stage import VGGStage
+from keras_ahbf.models._arguments import check_branch_arguments
+from keras_ahbf.models._arguments import check_input_shape
 from keras_ahbf.online_kd_model import OnlineKDModel
 
 # depth -> convolutions in each of the 256- and 512-channel stages.
@@ -36,12 +37,9 @@ def vgg_cifar_trunk(depth=16, input_shape=(32, 32, 3), name="trunk"):
         A functional `keras.Model` (images -> stride-16, 512-channel map).
     """
     n = _convs_per_stage(depth)
-    input_shape = _check_input_shape(input_shape)
-    if input_shape[0] < 32 or input_shape[1] < 32:
-        raise ValueError(
-            "A CIFAR VGG halves the image five times and needs at least "
-            f"32x32 pixels. Received: input_shape={input_shape}"
-        )
+    input_shape = check_input_shape(
+        input_shape, 32, "A CIFAR VGG", "halves the image five times"
+    )
     inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
     for i, (filters, convs) in enumerate(((64, 2), (128, 2), (256, n), (512, n)), 1):
@@ -99,13 +97,9 @@ def vgg_cifar(
     model = keras_ahbf.models.vgg_cifar(16, num_classes=100, weight_decay=5e-4)
     ```
     """
-    _utils.check_int("num_branches", num_branches, 2)
-    _utils.check_int("aux", aux, 0)
-    _utils.check_int("num_classes", num_classes, 1)
+    check_branch_arguments(num_branches, aux, num_classes)
     n = _convs_per_stage(depth)
-    dropout = _utils.check_float("dropout", dropout, 0.0)
-    if dropout >= 1.0:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+    dropout = check_rate("dropout", dropout)
     trunk = vgg_cifar_trunk(depth, input_shape)
     branches = HierarchicalBranches(
         VGGStage(512, n),

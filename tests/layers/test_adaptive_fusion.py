@@ -3,11 +3,9 @@ import numpy as np
 import pytest
 
 from keras_ahbf.layers import AdaptiveFusion
-from tests.conftest import to_numpy, trainable_count
-from tests.layers.layer_checks import (
-    check_config_round_trip,
-    check_saved_in_functional_model,
-)
+from keras_ahbf.testing.test_case import check_config_round_trip
+from keras_ahbf.testing.test_case import run_layer_test
+from keras_ahbf.testing.test_utils import to_numpy, trainable_count
 
 
 def make_inputs(n=3, h=4, ca=8, cb=8, k=5, seed=0):
@@ -21,7 +19,7 @@ def make_inputs(n=3, h=4, ca=8, cb=8, k=5, seed=0):
 
 
 def numpy_fusion(layer, fa, fb, za, zb, eps=1e-5):
-    """Spec section 2 in NumPy, BatchNorm in inference mode."""
+    """`docs/method.md` section 2 in NumPy, BatchNorm in inference mode."""
     kernel = to_numpy(layer.conv.kernel)[0, 0]  # (Ca + Cb, C)
     bias = to_numpy(layer.conv.bias)
 
@@ -93,14 +91,14 @@ def test_config_round_trip():
     assert clone.return_weights is True and clone.attention is None
 
 
-def test_saved_inside_functional_model(tmp_path):
-    inputs = make_inputs(ca=4, cb=12)
-
-    def build(tensors):
-        g, e, w = AdaptiveFusion(return_weights=True, name="fuse")(tensors)
-        return [keras.layers.GlobalAveragePooling2D()(g), e, w]
-
-    check_saved_in_functional_model(tmp_path, build, inputs)
+@pytest.mark.parametrize("return_weights", [False, True])
+def test_layer_contract(return_weights):
+    # conv kernel and bias, BN gamma and beta, fc kernel and bias, BN on fc.
+    run_layer_test(
+        AdaptiveFusion, {"return_weights": return_weights}, make_inputs(ca=4, cb=12),
+        expected_output_shape=[(3, 4, 4, 12), (3, 5)] + [(3, 2)] * return_weights,
+        expected_num_trainable_weights=8, expected_num_non_trainable_weights=4,
+    )
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,9 @@ import pytest
 
 from keras_ahbf.layers import CBAM, AdaptiveFusion, NonLocalBlock, SqueezeExcitation
 from keras_ahbf.layers.adaptive_fusion import ATTENTIONS
-from tests.conftest import to_numpy
-from tests.layers.layer_checks import (
-    check_config_round_trip,
-    check_saved_in_functional_model,
-)
+from keras_ahbf.testing.test_case import check_config_round_trip
+from keras_ahbf.testing.test_case import run_layer_test
+from keras_ahbf.testing.test_utils import to_numpy
 
 RNG = np.random.default_rng(0)
 FA = RNG.normal(size=(3, 4, 4, 12)).astype("float32")
@@ -62,14 +60,14 @@ def test_plain_fusion_has_no_attention():
 
 
 @pytest.mark.parametrize("attention", ["se", "cbam", "nonlocal"])
-def test_config_and_saving(tmp_path, attention):
+def test_layer_contract(attention):
+    fuse = run_layer_test(
+        AdaptiveFusion, {"attention": attention}, [FA, FB, ZA, ZB],
+        expected_output_shape=[(3, 4, 4, 20), (3, 5)],
+    )
+    assert fuse.attention_layer.name == f"attention_{attention}"
     clone = check_config_round_trip(AdaptiveFusion(attention=attention, name="fusion"))
     assert clone.attention == attention
-
-    def build(inputs):
-        return AdaptiveFusion(attention=attention)(inputs)
-
-    check_saved_in_functional_model(tmp_path, build, [FA, FB, ZA, ZB])
 
 
 def test_unknown_attention_raises():

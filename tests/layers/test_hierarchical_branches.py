@@ -3,11 +3,9 @@ import numpy as np
 import pytest
 
 from keras_ahbf.layers import HierarchicalBranches, ResidualStage
-from tests.conftest import to_numpy, trainable_count
-from tests.layers.layer_checks import (
-    check_config_round_trip,
-    check_saved_in_functional_model,
-)
+from keras_ahbf.testing.test_case import check_config_round_trip
+from keras_ahbf.testing.test_case import run_layer_test
+from keras_ahbf.testing.test_utils import to_numpy, trainable_count
 
 X = np.random.default_rng(0).normal(size=(2, 8, 8, 16)).astype("float32")
 
@@ -60,12 +58,15 @@ def test_config_round_trip():
     assert clone.depths == [1, 3, 5]
 
 
-def test_saved_inside_functional_model(tmp_path):
-    def build(x):
-        feats, logits = make(name="branches")(x)
-        return logits
-
-    check_saved_in_functional_model(tmp_path, build, [X])
+def test_layer_contract():
+    kwargs = dict(stage=ResidualStage(32, depth=1, strides=2), num_branches=3, aux=1,
+                  num_classes=7)
+    branches = run_layer_test(
+        HierarchicalBranches, kwargs, X,
+        expected_output_shape=([(2, 4, 4, 32)] * 3, [(2, 7)] * 3),
+    )
+    assert [s.name for s in branches.stages] == [f"branch_{b}_stage" for b in range(3)]
+    assert [h.name for h in branches.heads] == [f"branch_{b}_classifier" for b in range(3)]
 
 
 def test_custom_depth_key():

@@ -5,11 +5,9 @@ import numpy as np
 import pytest
 
 from keras_ahbf.layers import HierarchicalBranches, ResidualStage, ResidualStages
-from tests.conftest import to_numpy
-from tests.layers.layer_checks import (
-    check_config_round_trip,
-    check_saved_in_functional_model,
-)
+from keras_ahbf.testing.test_case import check_config_round_trip
+from keras_ahbf.testing.test_case import run_layer_test
+from keras_ahbf.testing.test_utils import to_numpy
 
 X = np.random.default_rng(0).normal(size=(2, 8, 8, 8)).astype("float32")
 
@@ -74,21 +72,19 @@ def test_mlp_head_matches_numpy():
     assert not np.allclose(to_numpy(train_logits[1]), to_numpy(logits[1]))
 
 
-def test_config_round_trip_and_saving(tmp_path):
-    def make():
-        return HierarchicalBranches(
-            ResidualStages(filters=[8, 8], depth=[1, 1], strides=[2, 1]),
-            num_branches=3, aux=1, num_classes=4, head_hidden_units=[6],
-            head_dropout=0.2, name="branches",
-        )
-
-    clone = check_config_round_trip(make())
+def test_layer_contract():
+    kwargs = dict(
+        stage=ResidualStages(filters=[8, 8], depth=[1, 1], strides=[2, 1]),
+        num_branches=3, aux=1, num_classes=4, head_hidden_units=[6], head_dropout=0.2,
+    )
+    branches = run_layer_test(
+        HierarchicalBranches, kwargs, X,
+        expected_output_shape=([(2, 4, 4, 8)] * 3, [(2, 4)] * 3),
+        make_outputs=lambda outputs: outputs[1],
+    )
+    assert branches.depths == [[1, 1], [2, 1], [2, 2]]
+    clone = check_config_round_trip(HierarchicalBranches(**kwargs, name="branches"))
     assert clone.depths == [[1, 1], [2, 1], [2, 2]]
-
-    def build(x):
-        return make()(x)[1]
-
-    check_saved_in_functional_model(tmp_path, build, [X])
 
 
 def test_bad_arguments_raise():

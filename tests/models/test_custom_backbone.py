@@ -4,11 +4,9 @@ import pytest
 
 from keras_ahbf.layers import CallableStage, RepeatedBlockStage, ResidualStage
 from keras_ahbf.models import from_backbone
-from tests.conftest import to_numpy, trainable_count
-from tests.models.model_checks import (
-    build_uninitialized,
-    check_fit_target_and_round_trip,
-)
+from keras_ahbf.testing.test_case import check_fit_target_and_round_trip
+from keras_ahbf.testing.test_utils import to_numpy
+from keras_ahbf.testing.test_utils import trainable_count
 
 @pytest.fixture
 def no_weight_init():

@@ -4,11 +4,9 @@ import pytest
 
 from keras_ahbf.models import densenet_cifar
 from keras_ahbf.models.densenet_cifar import densenet_cifar_trunk, densenet_layers
-from tests.conftest import trainable_count
-from tests.models.model_checks import (
-    build_uninitialized,
-    check_fit_target_and_round_trip,
-)
+from keras_ahbf.testing.test_case import build_uninitialized
+from keras_ahbf.testing.test_case import check_fit_target_and_round_trip
+from keras_ahbf.testing.test_utils import trainable_count
 
 
 def dense_block(cin, k, layers, bottleneck=True, final=False):

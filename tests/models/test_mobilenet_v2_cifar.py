@@ -3,11 +3,10 @@ import pytest
 
 from keras_ahbf.models import mobilenet_v2_cifar
 from keras_ahbf.models.mobilenet_v2_cifar import mobilenet_v2_cifar_trunk
-from tests.conftest import to_numpy, trainable_count
-from tests.models.model_checks import (
-    build_uninitialized,
-    check_fit_target_and_round_trip,
-)
+from keras_ahbf.testing.test_case import build_uninitialized
+from keras_ahbf.testing.test_case import check_fit_target_and_round_trip
+from keras_ahbf.testing.test_utils import to_numpy
+from keras_ahbf.testing.test_utils import trainable_count
 
 
 def inverted_residual(cin, cout, t):

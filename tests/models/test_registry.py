@@ -2,7 +2,7 @@ import pytest
 
 from keras_ahbf import models
 from keras_ahbf.online_kd_model import OnlineKDModel
-from tests.models.model_checks import build_uninitialized
+from keras_ahbf.testing.test_case import build_uninitialized
 
 
 @pytest.mark.parametrize(

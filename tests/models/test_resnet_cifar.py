@@ -3,7 +3,7 @@ import pytest
 
 from keras_ahbf.models import resnet_cifar
 from keras_ahbf.models.resnet_cifar import resnet_cifar_blocks
-from tests.conftest import trainable_count
+from keras_ahbf.testing.test_utils import trainable_count
 
 
 def test_resnet32_parameter_counts_match_the_published_model():

@@ -1,13 +1,10 @@
-import numpy as np
 import pytest
 
 from keras_ahbf.models import resnet_imagenet
 from keras_ahbf.models.resnet_imagenet import resnet_imagenet_trunk
-from tests.conftest import trainable_count
-from tests.models.model_checks import (
-    build_uninitialized,
-    check_fit_target_and_round_trip,
-)
+from keras_ahbf.testing.test_case import build_uninitialized
+from keras_ahbf.testing.test_case import check_fit_target_and_round_trip
+from keras_ahbf.testing.test_utils import trainable_count
 
 
 def basic_block(cin, c, stride):

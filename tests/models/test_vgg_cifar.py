@@ -2,12 +2,10 @@ import pytest
 
 from keras_ahbf.models import vgg_cifar
 from keras_ahbf.models.vgg_cifar import vgg_cifar_trunk
-from tests.conftest import trainable_count
-from tests.models.model_checks import (
-    build_uninitialized,
-    check_fit_target_and_round_trip,
-    target_count,
-)
+from keras_ahbf.testing.test_case import build_uninitialized
+from keras_ahbf.testing.test_case import check_fit_target_and_round_trip
+from keras_ahbf.testing.test_case import target_count
+from keras_ahbf.testing.test_utils import trainable_count
 
 
 def conv_bn(cin, cout):
