@@ -42,6 +42,14 @@ def test_every_preset_resolves_and_explicit_options_win(name):
     assert c2.kd_weight == 0.25 and c2.rampup_epochs == 3
 
 
+def test_a_preset_applies_under_explicit_options(monkeypatch):
+    monkeypatch.setitem(
+        config.PRESETS, "test", config.Preset("test", {"rampup_epochs": 0, "kd_weight": 0.5})
+    )
+    c = config.resolve_config("cifar10", epochs=12, recipe="test", kd_weight=2.0)
+    assert (c.recipe, c.rampup_epochs, c.kd_weight) == ("test", 0, 2.0)
+
+
 def test_unknown_preset_is_refused_by_name():
     with pytest.raises(ValueError, match="recipe.*'fast'"):
         config.resolve_config("cifar10", recipe="fast")
@@ -80,7 +88,7 @@ def test_bad_new_options_name_the_option(options, name):
 
 
 def test_round_trip_and_old_config_files_still_load():
-    c = config.resolve_config("digits", epochs=3, recipe="short", validation_split=0.1)
+    c = config.resolve_config("digits", epochs=3, recipe="paper", validation_split=0.1)
     assert config.TrainConfig.from_dict(c.to_dict()) == c
     old = c.to_dict()
     for key in ("recipe", "baseline", "rampup_shape", "aux_ce_weight", "fused_ce_weight",
