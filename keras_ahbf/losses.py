@@ -7,7 +7,7 @@ published training code (see `docs/method.md`, section 3):
 ```
 p_t          = softmax(t / T) + 1e-7
 KL_T(s <- t) = T^2 * mean_batch( sum_k p_t[k] * (log p_t[k] - log_softmax(s / T)[k]) )
-L_CE         = sum_b CE(z_b, y) + sum_m CE(e_m, y)
+L_CE         = CE(z_0, y) + a * sum_{b>0} CE(z_b, y) + f * sum_m CE(e_m, y)   (a = f = 1 in the paper)
 kd_branch    = sum_m KL_T(TA_{m-1} <- z_m)
 kd_ta        = sum_m [ KL_T(TA_{m-1} <- TA_m) + KL_T(z_m <- TA_m) ]
 total        = L_CE + w * kd_weight * (lambda_branch * kd_branch + lambda_ta * kd_ta)
@@ -21,6 +21,9 @@ import numbers
 
 import numpy as np
 from keras import ops
+
+from keras_ahbf.config import PAPER
+from keras_ahbf.config import RAMPUP_SHAPES
 
 # The label checks (and the shape/dtype helpers they share with the logits
 # checks below) are the data package's: one place checks images and labels.
@@ -232,42 +235,55 @@ def cross_entropy(y_true, logits, sample_weight=None):
     return _weighted_mean(per_sample, sample_weight)
 
 
-def rampup_weight(epoch, rampup_epochs=240):
+def rampup_weight(epoch, rampup_epochs=240, shape=PAPER.rampup_shape):
     """The epoch-based ramp-up weight of the distillation terms.
 
     ```
-    w(epoch) = 0.5 * exp(-5 * (1 - min(epoch, R) / R)^2)     (w = 0.5 if R = 0)
+    t        = min(epoch, R) / R
+    w(epoch) = 0.5 * exp(-5 * (1 - t)^2)     shape "exp" (the paper's)
+    w(epoch) = 0.5 * t                       shape "linear"
+    w(epoch) = 0.5                           if R = 0
     ```
 
-    Epochs are counted from 0, so `w(0) = 0.5 * exp(-5)` and `w(R) = 0.5`.
+    Epochs are counted from 0, so with the paper's shape `w(0) = 0.5 *
+    exp(-5)` and `w(R) = 0.5`.
 
     Args:
         epoch: int, float or scalar tensor. The current (0-based) epoch.
         rampup_epochs: int. The ramp-up length `R` (>= 0).
+        shape: str. `"exp"` (the paper's) or `"linear"`.
 
     Returns:
         A Python float if `epoch` is a Python number, else a float32 scalar
         tensor.
 
     Raises:
-        ValueError: if `rampup_epochs < 0`.
+        ValueError: if `rampup_epochs < 0` or `shape` is unknown.
 
     Example:
 
     >>> rampup_weight(240, 240)
     0.5
+    >>> rampup_weight(60, 240, shape="linear")
+    0.125
     """
     _check_number("rampup_epochs", rampup_epochs)
+    if shape not in RAMPUP_SHAPES:
+        raise ValueError(
+            f"`shape` must be one of {list(RAMPUP_SHAPES)}. Received: shape={shape!r}"
+        )
     if isinstance(epoch, numbers.Real):
         if rampup_epochs == 0:
             return 0.5
-        phase = 1.0 - min(float(epoch), rampup_epochs) / rampup_epochs
-        return 0.5 * math.exp(-5.0 * phase * phase)
+        t = min(float(epoch), rampup_epochs) / rampup_epochs
+        return 0.5 * t if shape == "linear" else 0.5 * math.exp(-5.0 * (1.0 - t) ** 2)
     epoch = ops.cast(epoch, "float32")
     if rampup_epochs == 0:
         return ops.convert_to_tensor(0.5, "float32")
-    phase = 1.0 - ops.minimum(epoch, float(rampup_epochs)) / float(rampup_epochs)
-    return 0.5 * ops.exp(-5.0 * phase * phase)
+    t = ops.minimum(epoch, float(rampup_epochs)) / float(rampup_epochs)
+    if shape == "linear":
+        return 0.5 * t
+    return 0.5 * ops.exp(-5.0 * (1.0 - t) * (1.0 - t))
 
 
 def ahbf_loss(
@@ -275,12 +291,14 @@ def ahbf_loss(
     branch_logits,
     fused_logits,
     *,
-    temperature=3.0,
-    kd_weight=1.5,
-    lambda_ta=2.0,
-    lambda_branch=4.0,
+    temperature=PAPER.temperature,
+    kd_weight=PAPER.kd_weight,
+    lambda_ta=PAPER.lambda_ta,
+    lambda_branch=PAPER.lambda_branch,
     rampup_weight=0.5,
-    stop_teacher_gradient=False,
+    stop_teacher_gradient=PAPER.stop_teacher_gradient,
+    aux_ce_weight=PAPER.aux_ce_weight,
+    fused_ce_weight=PAPER.fused_ce_weight,
     sample_weight=None,
 ):
     """The AHBF-OKD training loss with each term returned by name.
@@ -290,7 +308,8 @@ def ahbf_loss(
     `TA_0 = z_0` and `TA_m = e_m`, and
 
     ```
-    ce        = sum_b CE(z_b, y) + sum_m CE(e_m, y)
+    ce        = CE(z_0, y) + aux_ce_weight * sum_{b>0} CE(z_b, y)
+                + fused_ce_weight * sum_m CE(e_m, y)
     kd_branch = sum_m KL_T(TA_{m-1} <- z_m)
     kd_ta     = sum_m [ KL_T(TA_{m-1} <- TA_m) + KL_T(z_m <- TA_m) ]
     kd        = lambda_branch * kd_branch + lambda_ta * kd_ta
@@ -316,14 +335,19 @@ def ahbf_loss(
         stop_teacher_gradient: bool. If `True`, the teacher side of every KL
             term is treated as a constant. The published code does not stop
             these gradients (the default).
+        aux_ce_weight: float. Weight of the deeper branches' cross-entropy
+            terms `CE(z_b, y)`, b > 0 (>= 0; 1 in the paper).
+        fused_ce_weight: float. Weight of the fused outputs' cross-entropy
+            terms `CE(e_m, y)` (>= 0; 1 in the paper).
         sample_weight: optional tensor of shape `(batch,)`. Per-sample weights
             applied to every CE and KL term.
 
     Returns:
-        A dict of float32 scalar tensors: `"ce"`, `"kd_branch"`, `"kd_ta"`,
-        `"kd"` (the weighted sum of the two), `"total"`, and the lists
-        `"ce_terms"` (branches then fused) and `"kl_terms"` (per level m:
-        branch, assistant, assistant-to-branch).
+        A dict of float32 scalar tensors: `"ce"` (weighted as above),
+        `"kd_branch"`, `"kd_ta"`, `"kd"` (the weighted sum of the two),
+        `"total"`, and the lists `"ce_terms"` (unweighted, branches then
+        fused) and `"kl_terms"` (per level m: branch, assistant,
+        assistant-to-branch).
 
     Raises:
         ValueError: if `len(branch_logits) < 2`, if
@@ -378,6 +402,8 @@ def ahbf_loss(
         ("lambda_ta", lambda_ta),
         ("lambda_branch", lambda_branch),
         ("rampup_weight", rampup_weight),
+        ("aux_ce_weight", aux_ce_weight),
+        ("fused_ce_weight", fused_ce_weight),
     ):
         _check_number(name, value)
     _check_bool("stop_teacher_gradient", stop_teacher_gradient)
@@ -439,7 +465,12 @@ def ahbf_loss(
     ce_terms = [ce_vector[i] for i in range(2 * num_branches - 1)]
     kl_terms = [kl_vector[i] for i in range(3 * (num_branches - 1))]
 
-    ce = ops.sum(ce_vector)
+    if aux_ce_weight == 1.0 and fused_ce_weight == 1.0:
+        ce = ops.sum(ce_vector)
+    else:
+        ce_weights = [1.0] + [float(aux_ce_weight)] * (num_branches - 1)
+        ce_weights += [float(fused_ce_weight)] * (num_branches - 1)
+        ce = ops.sum(ce_vector * ops.convert_to_tensor(ce_weights, "float32"))
     per_kind = ops.sum(ops.reshape(kl_vector, (num_branches - 1, 3)), axis=0)
     kd_branch = per_kind[0]
     kd_ta = per_kind[1] + per_kind[2]

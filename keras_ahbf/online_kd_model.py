@@ -5,6 +5,8 @@ from keras import ops
 
 from keras_ahbf import losses as ahbf_losses
 from keras_ahbf.callbacks import RampupCallback
+from keras_ahbf.config import PAPER
+from keras_ahbf.config import RAMPUP_SHAPES
 from keras_ahbf.data import validation
 from keras_ahbf.distribution import scale_loss_for_distribution as _scale_loss_for_distribution
 from keras_ahbf.distribution import tensorflow as tf_distribution
@@ -48,7 +50,9 @@ class OnlineKDModel(keras.Model):
     `keras.Model` for deployment.
 
     `fit` and `evaluate` report `loss` (the total), `ce`, `kd_branch`,
-    `kd_ta`, `rampup_weight` (and `l2` when `weight_decay > 0`), then
+    `kd_ta`, `rampup_weight`, `kd_weighted` (what distillation adds to the
+    loss: `w * kd_weight * kd`), each cross-entropy term (`ce_branch_b`,
+    `ce_ta_m`; unweighted), `l2` when `weight_decay > 0`, then
     `branch_0_accuracy` (the target) ... `branch_{B-1}_accuracy`,
     `ta_1_accuracy` ... `ta_{B-1}_accuracy` (the fused teacher assistants),
     and `fusion_m_weight`, the batch mean of the weight each fusion module
@@ -70,6 +74,12 @@ class OnlineKDModel(keras.Model):
             full weight 0.5 from the first epoch).
         stop_teacher_gradient: bool. Stop gradients through the teacher side
             of every KL term (the published code does not).
+        rampup_shape: str. `"exp"` (the paper's `0.5 exp(-5 (1 - t)^2)`) or
+            `"linear"` (`0.5 t`), `t = min(epoch, R) / R`.
+        aux_ce_weight: float. Weight of the deeper branches' cross-entropy
+            (>= 0; 1 in the paper).
+        fused_ce_weight: float. Weight of the fused outputs' cross-entropy
+            (>= 0; 1 in the paper).
         weight_decay: float. Coupled L2 weight decay on all trainable
             weights, BatchNorm and biases included, as PyTorch's SGD
             `weight_decay` (the paper uses 5e-4): `0.5 * weight_decay *
@@ -104,13 +114,16 @@ class OnlineKDModel(keras.Model):
         branches,
         fusion="conv",
         *,
-        temperature: float = 3.0,
-        kd_weight: float = 1.5,
-        lambda_ta: float = 2.0,
-        lambda_branch: float = 4.0,
+        temperature: float = PAPER.temperature,
+        kd_weight: float = PAPER.kd_weight,
+        lambda_ta: float = PAPER.lambda_ta,
+        lambda_branch: float = PAPER.lambda_branch,
         rampup_epochs: int = 240,
-        stop_teacher_gradient: bool = False,
+        stop_teacher_gradient: bool = PAPER.stop_teacher_gradient,
         weight_decay: float = 0.0,
+        rampup_shape: str = PAPER.rampup_shape,
+        aux_ce_weight: float = PAPER.aux_ce_weight,
+        fused_ce_weight: float = PAPER.fused_ce_weight,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -148,6 +161,14 @@ class OnlineKDModel(keras.Model):
             )
         self.stop_teacher_gradient = stop_teacher_gradient
         self.weight_decay = _utils.check_float("weight_decay", weight_decay, 0.0)
+        if rampup_shape not in RAMPUP_SHAPES:
+            raise ValueError(
+                f"`rampup_shape` must be one of {list(RAMPUP_SHAPES)}. "
+                f"Received: rampup_shape={rampup_shape!r}"
+            )
+        self.rampup_shape = rampup_shape
+        self.aux_ce_weight = _utils.check_float("aux_ce_weight", aux_ce_weight, 0.0)
+        self.fused_ce_weight = _utils.check_float("fused_ce_weight", fused_ce_weight, 0.0)
 
         self.trunk = trunk
         self.branches = branches
@@ -217,7 +238,10 @@ class OnlineKDModel(keras.Model):
     def _make_metrics(self):
         mean = keras.metrics.Mean
         acc = keras.metrics.SparseCategoricalAccuracy
-        trackers = {name: mean(name=name) for name in ("ce", "kd_branch", "kd_ta", "rampup_weight")}
+        names = ["ce", "kd_branch", "kd_ta", "rampup_weight", "kd_weighted"]
+        names += [f"ce_branch_{b}" for b in range(self.num_branches)]
+        names += [f"ce_ta_{m}" for m in range(1, self.num_branches)]
+        trackers = {name: mean(name=name) for name in names}
         if self.weight_decay:
             trackers["l2"] = mean(name="l2")
         for b in range(self.num_branches):
@@ -293,7 +317,7 @@ class OnlineKDModel(keras.Model):
     # ------------------------------------------------------------ training
     def rampup_weight(self):
         """The current ramp-up weight `w(epoch)` as a float32 tensor."""
-        return ahbf_losses.rampup_weight(self.epoch, self.rampup_epochs)
+        return ahbf_losses.rampup_weight(self.epoch, self.rampup_epochs, self.rampup_shape)
 
     def set_epoch(self, epoch: int):
         """Sets the (0-based) epoch the ramp-up weight is computed from."""
@@ -350,6 +374,8 @@ class OnlineKDModel(keras.Model):
             lambda_branch=self.lambda_branch,
             rampup_weight=w,
             stop_teacher_gradient=self.stop_teacher_gradient,
+            aux_ce_weight=self.aux_ce_weight,
+            fused_ce_weight=self.fused_ce_weight,
             sample_weight=sample_weight,
         )
         total = terms["total"]
@@ -360,9 +386,16 @@ class OnlineKDModel(keras.Model):
         extra = [ops.sum(ops.cast(loss, "float32")) for loss in self.losses]
         if extra:
             total = total + sum(extra[1:], extra[0])
+        trackers = self._metric_trackers
         for name in ("ce", "kd_branch", "kd_ta"):
-            self._metric_trackers[name].update_state(terms[name])
-        self._metric_trackers["rampup_weight"].update_state(w)
+            trackers[name].update_state(terms[name])
+        trackers["rampup_weight"].update_state(w)
+        # What distillation adds to the loss this step: w * kd_weight * kd.
+        trackers["kd_weighted"].update_state(terms["total"] - terms["ce"])
+        num_branches = self.num_branches
+        for i, term in enumerate(terms["ce_terms"]):
+            name = f"ce_branch_{i}" if i < num_branches else f"ce_ta_{i - num_branches + 1}"
+            trackers[name].update_state(term)
         return _scale_loss_for_distribution(total)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -531,6 +564,9 @@ class OnlineKDModel(keras.Model):
             "rampup_epochs": self.rampup_epochs,
             "stop_teacher_gradient": self.stop_teacher_gradient,
             "weight_decay": self.weight_decay,
+            "rampup_shape": self.rampup_shape,
+            "aux_ce_weight": self.aux_ce_weight,
+            "fused_ce_weight": self.fused_ce_weight,
         }
 
     @classmethod

@@ -1,44 +1,36 @@
-"""Training recipes: configuration, learning-rate schedule, model and optimizer.
+"""Training: learning-rate schedule, model, optimizer and baseline builders.
 
-The paper's CIFAR recipe (spec section 4) is the default for CIFAR-10/100:
-
-| option | CIFAR-10/100 | ImageNet | digits (demo) |
-| --- | --- | --- | --- |
-| backbone | resnet32 | resnet18_imagenet | resnet8 |
-| branches B, aux | 4, 4 | 4, 1 | 4, 4 |
-| epochs | 300 | 90 | 30 |
-| batch size | 128 | 256 | 64 |
-| SGD lr (momentum 0.9, Nesterov) | 0.1 | 0.1 | 0.1 |
-| lr x0.1 at epochs | 150, 225 | 30, 60 | 15, 23 |
-| weight decay (coupled L2) | 5e-4 | 1e-4 | 5e-4 |
-| distillation ramp-up | 240 | 72 | 24 |
-
-When the number of epochs is changed, the milestones and the ramp-up are
-scaled in proportion (e.g. 30 CIFAR epochs: lr x0.1 at 15 and 23, ramp-up
-24) unless they are given explicitly. The paper gives no ImageNet recipe:
-the usual ResNet one is used, with the CIFAR ramp-up ratio (80 % of the
-epochs).
-
-Use `resolve_config` to get a complete `TrainConfig`, then `build_model`,
-`compile_model` (or `build_optimizer`) and `model.fit`; the `keras-ahbf`
-command (`keras_ahbf.cli`) is built on these functions.
+The configuration itself (the paper's defaults, the data-set recipes, the
+presets and `resolve_config`) lives in `keras_ahbf.config`, which imports
+nothing heavy; its names are re-exported here. Use `resolve_config` to get a
+complete `TrainConfig`, then `build_model`, `compile_model` (or
+`build_optimizer`) and `model.fit`; the `keras-ahbf` command is built on
+these functions.
 """
 
-import dataclasses
 import functools
-import math
 import re
 
 import keras
 from keras import ops
 
 from keras_ahbf import models as ahbf_models
+from keras_ahbf.config import KD_OPTIONS
+from keras_ahbf.config import PRESETS
+from keras_ahbf.config import RECIPES
+from keras_ahbf.config import Preset
+from keras_ahbf.config import Recipe
+from keras_ahbf.config import TrainConfig
+from keras_ahbf import config as _config
+from keras_ahbf.config import scale_epochs
 from keras_ahbf.layers import _utils
 
 __all__ = [
     "KD_OPTIONS",
+    "PRESETS",
     "RECIPES",
     "MultiStepLR",
+    "Preset",
     "Recipe",
     "TrainConfig",
     "add_coupled_l2",
@@ -51,193 +43,25 @@ __all__ = [
     "resolve_config",
     "scale_epochs",
     "steps_per_epoch",
+    "zero_init_residual",
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """Default hyper-parameters of one data set (see the module table)."""
-
-    backbone: str
-    num_branches: int
-    aux: int
-    epochs: int
-    batch_size: int
-    lr: float
-    milestones: tuple
-    weight_decay: float
-    rampup_epochs: int
-
-
-RECIPES = {
-    "cifar10": Recipe("resnet32", 4, 4, 300, 128, 0.1, (150, 225), 5e-4, 240),
-    "cifar100": Recipe("resnet32", 4, 4, 300, 128, 0.1, (150, 225), 5e-4, 240),
-    "imagenet2012": Recipe("resnet18_imagenet", 4, 1, 90, 256, 0.1, (30, 60), 1e-4, 72),
-    "digits": Recipe("resnet8", 4, 4, 30, 64, 0.1, (15, 23), 5e-4, 24),
-}
-
-# `TrainConfig` fields passed to `OnlineKDModel` (through the builders).
-KD_OPTIONS = (
-    "temperature",
-    "kd_weight",
-    "lambda_ta",
-    "lambda_branch",
-    "rampup_epochs",
-    "stop_teacher_gradient",
-    "weight_decay",
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Every option of a training run, fully resolved (no `None` left
-    except `data_dir`, `train_limit` and `test_limit`).
-
-    Build it with `resolve_config`, which fills the data set's recipe and
-    checks the values. `to_dict()` / `TrainConfig(**d)` round-trip through
-    JSON (the `keras-ahbf` command stores it as `config.json`).
-    """
-
-    dataset: str
-    backbone: str
-    num_branches: int
-    aux: int
-    fusion: str
-    epochs: int
-    batch_size: int
-    lr: float
-    momentum: float
-    nesterov: bool
-    milestones: tuple
-    lr_decay: float
-    weight_decay: float
-    temperature: float
-    kd_weight: float
-    lambda_ta: float
-    lambda_branch: float
-    rampup_epochs: int
-    stop_teacher_gradient: bool
-    augment: bool
-    seed: int
-    data_dir: str = None
-    train_limit: int = None
-    test_limit: int = None
-
-    def to_dict(self):
-        d = dataclasses.asdict(self)
-        d["milestones"] = list(self.milestones)
-        return d
-
-    @classmethod
-    def from_dict(cls, d):
-        d = dict(d)
-        d["milestones"] = tuple(d.get("milestones", ()))
-        return cls(**d)
-
-    def kd_options(self):
-        """The `OnlineKDModel` keyword arguments of this configuration."""
-        return {name: getattr(self, name) for name in KD_OPTIONS}
-
-
-def scale_epochs(value, epochs, base_epochs):
-    """Scales an epoch count from a `base_epochs` recipe to `epochs`.
-
-    Rounds half up: `floor(value * epochs / base_epochs + 0.5)`, so
-    milestone 225 of 300 epochs becomes 23 of 30. Used for the milestones
-    and the ramp-up.
-    """
-    return int(math.floor(value * epochs / base_epochs + 0.5))
-
-
 def resolve_config(dataset, **options):
-    """Fills a data set's recipe into the given options and checks them.
+    """`keras_ahbf.config.resolve_config`, plus a check of the backbone name.
 
-    Args:
-        dataset: str. `"digits"`, `"cifar10"`, `"cifar100"` or
-            `"imagenet2012"`.
-        **options: any `TrainConfig` field; `None` means "the recipe's
-            default". `milestones` and `rampup_epochs` scale with `epochs`
-            when not given.
-
-    Returns:
-        A `TrainConfig`.
+    `keras_ahbf.config` cannot look the backbone up (it imports no Keras);
+    this does, so an unknown name fails here, before anything is built. See
+    `keras_ahbf.config.resolve_config` for the arguments.
 
     Raises:
-        ValueError: for an unknown data set or option, or a value out of
-            range (the message names the option and the value).
-        TypeError: for a value of the wrong type (e.g. a float `epochs`).
-
-    Example:
-
-    >>> config = resolve_config("cifar100", epochs=30)
-    >>> config.milestones, config.rampup_epochs
-    ((15, 23), 24)
+        ValueError: for an unknown data set, preset, option or backbone, or
+            a value out of range, NaN or infinite.
+        TypeError: for a value of the wrong type.
     """
-    if dataset not in RECIPES:
-        raise ValueError(
-            f"`dataset` must be one of {sorted(RECIPES)}. Received: dataset={dataset!r}"
-        )
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise ValueError(f"Unknown training option(s): {unknown}")
-    recipe = RECIPES[dataset]
-    opts = {k: v for k, v in options.items() if v is not None}
-
-    def integer(name, default, minimum):
-        return _utils.check_int(name, opts.get(name, default), minimum)
-
-    def real(name, default, minimum, exclusive=False):
-        return _utils.check_float(name, opts.get(name, default), minimum, exclusive)
-
-    def optional(name):
-        return None if name not in opts else _utils.check_int(name, opts[name], 1)
-
-    epochs = integer("epochs", recipe.epochs, 1)
-    if "milestones" in opts:
-        milestones = [_utils.check_int("milestones", m, 1) for m in opts["milestones"]]
-        if any(b <= a for a, b in zip(milestones, milestones[1:])):
-            raise ValueError(
-                "`milestones` must be strictly increasing epochs. "
-                f"Received: milestones={milestones}"
-            )
-    else:
-        scaled = (scale_epochs(m, epochs, recipe.epochs) for m in recipe.milestones)
-        milestones = sorted({m for m in scaled if 0 < m < epochs})
-    rampup = scale_epochs(recipe.rampup_epochs, epochs, recipe.epochs)
-
-    config = dict(
-        dataset=dataset,
-        backbone=opts.get("backbone", recipe.backbone),
-        num_branches=integer("num_branches", recipe.num_branches, 2),
-        aux=integer("aux", recipe.aux, 0),
-        fusion=opts.get("fusion", "conv"),
-        epochs=epochs,
-        batch_size=integer("batch_size", recipe.batch_size, 1),
-        lr=real("lr", recipe.lr, 0.0, exclusive=True),
-        momentum=real("momentum", 0.9, 0.0),
-        nesterov=bool(opts.get("nesterov", True)),
-        milestones=tuple(milestones),
-        lr_decay=real("lr_decay", 0.1, 0.0, exclusive=True),
-        weight_decay=real("weight_decay", recipe.weight_decay, 0.0),
-        temperature=real("temperature", 3.0, 0.0, exclusive=True),
-        kd_weight=real("kd_weight", 1.5, 0.0),
-        lambda_ta=real("lambda_ta", 2.0, 0.0),
-        lambda_branch=real("lambda_branch", 4.0, 0.0),
-        rampup_epochs=integer("rampup_epochs", rampup, 0),
-        stop_teacher_gradient=bool(opts.get("stop_teacher_gradient", False)),
-        augment=bool(opts.get("augment", True)),
-        seed=integer("seed", 0, 0),
-        data_dir=None if "data_dir" not in opts else str(opts["data_dir"]),
-        train_limit=optional("train_limit"),
-        test_limit=optional("test_limit"),
-    )
-    if config["momentum"] >= 1.0:
-        raise ValueError(f"`momentum` must be < 1. Received: momentum={config['momentum']}")
-    if config["nesterov"] and config["momentum"] == 0.0:
-        raise ValueError("Nesterov momentum needs `momentum` > 0. Received: momentum=0.0")
-    resolve_backbone(config["backbone"])  # Fails early on an unknown name.
-    return TrainConfig(**config)
+    config = _config.resolve_config(dataset, **options)
+    resolve_backbone(config.backbone)
+    return config
 
 
 def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
@@ -249,10 +73,11 @@ def steps_per_epoch(num_examples, batch_size, drop_remainder=False):
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
 class MultiStepLR(keras.optimizers.schedules.LearningRateSchedule):
-    """Step decay at given epochs, as PyTorch's `MultiStepLR`.
+    """Step decay at given epochs, as PyTorch's `MultiStepLR`, with optional warm-up.
 
     ```
     lr(step) = initial_learning_rate * gamma ** #{m in milestones : epoch >= m}
+               * min(1, (step + 1) / warmup_steps)        (warmup_steps > 0)
     epoch    = floor(step / steps_per_epoch)
     ```
 
@@ -267,6 +92,9 @@ class MultiStepLR(keras.optimizers.schedules.LearningRateSchedule):
             whose start the rate is multiplied by `gamma`.
         steps_per_epoch: int. Optimizer steps per epoch (>= 1).
         gamma: float. Multiplicative factor (> 0), 0.1 by default.
+        warmup_steps: int. Length of a linear warm-up from
+            `initial_learning_rate / warmup_steps` (>= 0; 0, the default,
+            means none, as in the paper).
         name: str. Name of the schedule.
 
     Example:
@@ -283,6 +111,7 @@ class MultiStepLR(keras.optimizers.schedules.LearningRateSchedule):
         milestones,
         steps_per_epoch,
         gamma=0.1,
+        warmup_steps=0,
         name="MultiStepLR",
     ):
         self.initial_learning_rate = _utils.check_float(
@@ -297,6 +126,7 @@ class MultiStepLR(keras.optimizers.schedules.LearningRateSchedule):
         self.milestones = milestones
         self.steps_per_epoch = _utils.check_int("steps_per_epoch", steps_per_epoch, 1)
         self.gamma = _utils.check_float("gamma", gamma, 0.0, exclusive=True)
+        self.warmup_steps = _utils.check_int("warmup_steps", warmup_steps, 0)
         self.name = name
 
     def __call__(self, step):
@@ -305,6 +135,8 @@ class MultiStepLR(keras.optimizers.schedules.LearningRateSchedule):
         lr = ops.convert_to_tensor(self.initial_learning_rate, "float32")
         for m in self.milestones:
             lr = ops.where(epoch >= float(m), lr * self.gamma, lr)
+        if self.warmup_steps:
+            lr = lr * ops.minimum(1.0, (step + 1.0) / float(self.warmup_steps))
         return lr
 
     def get_config(self):
@@ -313,6 +145,7 @@ class MultiStepLR(keras.optimizers.schedules.LearningRateSchedule):
             "milestones": list(self.milestones),
             "steps_per_epoch": self.steps_per_epoch,
             "gamma": self.gamma,
+            "warmup_steps": self.warmup_steps,
             "name": self.name,
         }
 
@@ -358,7 +191,7 @@ def build_model(config, num_classes, input_shape):
         ValueError: for an unknown backbone or invalid options.
     """
     builder = resolve_backbone(config.backbone)
-    return builder(
+    model = builder(
         num_classes=num_classes,
         num_branches=config.num_branches,
         aux=config.aux,
@@ -366,10 +199,62 @@ def build_model(config, num_classes, input_shape):
         input_shape=tuple(input_shape),
         **config.kd_options(),
     )
+    if config.zero_init_residual:
+        zero_init_residual(model)
+    return model
+
+
+def zero_init_residual(model):
+    """Sets the scale of the last BatchNorm of every residual block to zero.
+
+    Each residual block then starts as the identity (its residual branch
+    outputs zero), the "zero-gamma" trick of Goyal et al. (2017) used by
+    torchvision's `zero_init_residual=True`. Applies to the `BasicBlock` and
+    `Bottleneck` layers of `model` (trunk and every branch); other layers are
+    left as they are.
+
+    Args:
+        model: a built Keras model or layer.
+
+    Returns:
+        The number of blocks changed.
+    """
+    from keras_ahbf.layers import BasicBlock  # Bottleneck subclasses it.
+
+    changed = 0
+    for layer in _all_layers(model):
+        if isinstance(layer, BasicBlock):
+            last_bn = getattr(layer, "bn3", None) or layer.bn2
+            last_bn.gamma.assign(ops.zeros(last_bn.gamma.shape, last_bn.gamma.dtype))
+            changed += 1
+    return changed
+
+
+def _all_layers(layer):
+    """`layer` and every layer under it, through public attributes only:
+    a Keras model's `layers`, the package's `stages` and `blocks` lists."""
+    seen, stack, found = set(), [layer], []
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        found.append(current)
+        if isinstance(current, keras.Model):
+            stack.extend(current.layers)
+        for attribute in ("stages", "blocks"):
+            stack.extend(getattr(current, attribute, None) or [])
+    return found
 
 
 def build_optimizer(config, steps):
     """SGD with Nesterov momentum and the `MultiStepLR` schedule.
+
+    Keras' Nesterov SGD (`m = mu m - lr g; w += mu m - lr g`) and PyTorch's
+    (`b = mu b + g; w -= lr (g + mu b)`) give the same iterates while the
+    learning rate is constant (`m = -lr b`); after a learning-rate drop,
+    Keras' velocity still carries the old rate for the few steps it takes
+    momentum to decay (`tests/test_training.py` pins both).
 
     Weight decay is not set on the optimizer: it is the model's coupled L2
     (`OnlineKDModel(weight_decay=...)`), as PyTorch's SGD `weight_decay`.
@@ -382,7 +267,8 @@ def build_optimizer(config, steps):
         A `keras.optimizers.SGD`.
     """
     schedule = MultiStepLR(
-        config.lr, config.milestones, steps_per_epoch=steps, gamma=config.lr_decay
+        config.lr, config.milestones, steps_per_epoch=steps, gamma=config.lr_decay,
+        warmup_steps=config.warmup_epochs * steps,
     )
     return keras.optimizers.SGD(
         learning_rate=schedule, momentum=config.momentum, nesterov=config.nesterov

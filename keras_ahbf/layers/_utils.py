@@ -4,6 +4,9 @@ import numbers
 
 import keras
 
+from keras_ahbf.utils.validation import check_float  # noqa: F401 (re-export)
+from keras_ahbf.utils.validation import check_int  # noqa: F401 (re-export)
+
 # PyTorch's BatchNorm defaults (momentum 0.1 on the new statistic, eps 1e-5)
 # expressed the Keras way; the paper's numbers were obtained with them.
 BN_MOMENTUM = 0.9
@@ -29,33 +32,6 @@ def serialize_initializer(initializer):
     if isinstance(initializer, str):
         return initializer
     return keras.initializers.serialize(initializer)
-
-
-def check_int(name, value, minimum):
-    """Raises unless `value` is an int >= `minimum` (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an integer. Received: {name}={value!r}"
-        )
-    if value < minimum:
-        raise ValueError(
-            f"`{name}` must be >= {minimum}. Received: {name}={value}"
-        )
-    return int(value)
-
-
-def check_float(name, value, minimum=None, exclusive=False):
-    """Raises unless `value` is a real number above `minimum`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    if minimum is not None and (
-        value < minimum or (exclusive and value == minimum)
-    ):
-        op = ">" if exclusive else ">="
-        raise ValueError(
-            f"`{name}` must be {op} {minimum}. Received: {name}={value}"
-        )
-    return float(value)
 
 
 def check_rank4_channels_last(name, shape):

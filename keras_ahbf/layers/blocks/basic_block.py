@@ -56,17 +56,39 @@ class BasicBlock(keras.layers.Layer):
         self.kernel_initializer = kernel_initializer
 
     def _conv(self, filters, size, strides, name):
+        # A strided 3x3 convolution pads one pixel on every side, as PyTorch's
+        # `padding=1` in the published ResNets: Keras' "same" would pad only
+        # the bottom and right, which shifts the sampling grid by one pixel
+        # against the 1x1 strided shortcut. `_apply_conv` adds the padding.
         init = _utils.resolve_initializer(self.kernel_initializer)
         return keras.layers.Conv2D(
             filters,
             size,
             strides=strides,
-            padding="same",
+            padding="valid" if strides > 1 and size > 1 else "same",
             use_bias=False,
             kernel_initializer=init,
             name=name,
             dtype=self.dtype_policy,
         )
+
+    @staticmethod
+    def _pad_for(conv):
+        return conv.kernel_size[0] // 2 if conv.padding == "valid" else 0
+
+    def _apply_conv(self, conv, x):
+        """Runs `conv`, with symmetric zero padding when it is strided."""
+        pad = self._pad_for(conv)
+        if pad:
+            x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        return conv(x)
+
+    def _conv_output_shape(self, conv, shape):
+        pad = self._pad_for(conv)
+        if pad:
+            grow = lambda size: None if size is None else size + 2 * pad  # noqa: E731
+            shape = (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
+        return conv.compute_output_shape(shape)
 
     def _shortcut_layers(self, input_shape, out_channels):
         """Creates the projection shortcut when the shape changes."""
@@ -89,7 +111,7 @@ class BasicBlock(keras.layers.Layer):
         input_shape = tuple(input_shape)
         self.conv1 = self._conv(self.filters, 3, self.strides, "conv1")
         self.conv1.build(input_shape)
-        shape = self.conv1.compute_output_shape(input_shape)
+        shape = self._conv_output_shape(self.conv1, input_shape)
         self.bn1 = _utils.batch_norm("bn1", self.dtype_policy)
         self.bn1.build(shape)
         self.conv2 = self._conv(self.filters, 3, 1, "conv2")
@@ -100,7 +122,7 @@ class BasicBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs, training=None):
-        x = ops.relu(self.bn1(self.conv1(inputs), training=training))
+        x = ops.relu(self.bn1(self._apply_conv(self.conv1, inputs), training=training))
         x = self.bn2(self.conv2(x), training=training)
         return ops.relu(x + self._shortcut(inputs, training))
 

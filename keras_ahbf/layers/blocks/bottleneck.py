@@ -60,7 +60,7 @@ class Bottleneck(BasicBlock):
         self.bn1.build(shape)
         self.conv2 = self._conv(self.filters, 3, self.strides, "conv2")
         self.conv2.build(shape)
-        shape = self.conv2.compute_output_shape(shape)
+        shape = self._conv_output_shape(self.conv2, shape)
         self.bn2 = _utils.batch_norm("bn2", self.dtype_policy)
         self.bn2.build(shape)
         self.conv3 = self._conv(out_channels, 1, 1, "conv3")
@@ -72,6 +72,6 @@ class Bottleneck(BasicBlock):
 
     def call(self, inputs, training=None):
         x = ops.relu(self.bn1(self.conv1(inputs), training=training))
-        x = ops.relu(self.bn2(self.conv2(x), training=training))
+        x = ops.relu(self.bn2(self._apply_conv(self.conv2, x), training=training))
         x = self.bn3(self.conv3(x), training=training)
         return ops.relu(x + self._shortcut(inputs, training))
