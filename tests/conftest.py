@@ -9,13 +9,6 @@ Shared test helpers live in `keras_ahbf.testing`, not here.
 import keras
 import pytest
 
-# Deprecated re-exports: import these from `keras_ahbf.testing.test_utils`
-# (kept until every test module does).
-from keras_ahbf.testing.test_utils import gradients  # noqa: F401
-from keras_ahbf.testing.test_utils import learnable_images  # noqa: F401
-from keras_ahbf.testing.test_utils import to_numpy  # noqa: F401
-from keras_ahbf.testing.test_utils import trainable_count  # noqa: F401
-
 
 @pytest.fixture(autouse=True)
 def _seed_everything():

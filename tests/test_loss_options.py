@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_ahbf import losses
-from tests.conftest import to_numpy
+from keras_ahbf.testing.test_utils import to_numpy
 
 
 def np_log_softmax(z):

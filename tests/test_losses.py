@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from keras_ahbf import losses
-from tests.conftest import gradients, to_numpy
+from keras_ahbf.testing.test_utils import gradients, to_numpy
 
 
 # ----------------------------------------------------------------------------

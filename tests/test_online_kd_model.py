@@ -10,7 +10,7 @@ import keras_ahbf
 from keras_ahbf import losses
 from keras_ahbf.layers import AdaptiveFusion, HierarchicalBranches, ResidualStage
 from keras_ahbf.models import resnet_cifar
-from tests.conftest import learnable_images, to_numpy
+from keras_ahbf.testing.test_utils import learnable_images, to_numpy
 
 K = 4
 

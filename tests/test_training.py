@@ -9,7 +9,7 @@ import pytest
 from keras_ahbf import models as ahbf_models
 from keras_ahbf import training
 from keras_ahbf.online_kd_model import OnlineKDModel
-from tests.conftest import to_numpy
+from keras_ahbf.testing.test_utils import to_numpy
 
 # Fastest for a few tiny steps: eager TensorFlow (no tracing), jitted JAX
 # (its eager mode is slow), plain PyTorch.

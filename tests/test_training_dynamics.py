@@ -8,7 +8,7 @@ import pytest
 
 import keras_ahbf
 from keras_ahbf import training
-from tests.conftest import to_numpy
+from keras_ahbf.testing.test_utils import to_numpy
 
 
 # ----------------------------------------------------------------- optimizer

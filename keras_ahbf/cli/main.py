@@ -22,26 +22,17 @@ from keras_ahbf.cli import _common
 from keras_ahbf.distribution import KINDS as DISTRIBUTE_KINDS
 from keras_ahbf.cli._common import CLIError
 
-try:
-    from keras_ahbf import config as _config
-except ImportError:  # TODO(issue 11): drop once keras_ahbf/config.py has landed.
-    _config = None
+from keras_ahbf import config as _config
 
 __all__ = ["Option", "TRAIN_OPTIONS", "build_parser", "main"]
 
 # The data sets and presets (from `keras_ahbf.config`, pure Python).
-DATASETS = (
-    tuple(sorted(_config.RECIPES))
-    if _config is not None
-    else ("cifar10", "cifar100", "digits", "imagenet2012")
-)
-PRESETS = tuple(sorted(_config.PRESETS)) if _config is not None else ("paper",)
-RAMPUP_SHAPES = tuple(_config.RAMPUP_SHAPES) if _config is not None else ("exp", "linear")
+DATASETS = tuple(sorted(_config.RECIPES))
+PRESETS = tuple(sorted(_config.PRESETS))
+RAMPUP_SHAPES = tuple(_config.RAMPUP_SHAPES)
 
 
 def _recipe_help() -> str:
-    if _config is None:
-        return "training preset (default paper: the published method)"
     described = "; ".join(
         f"{name}: {_config.PRESETS[name].description}" for name in PRESETS
     )

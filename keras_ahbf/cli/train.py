@@ -89,14 +89,9 @@ def train_config(args):
     return check_user_values(training.resolve_config, args.dataset, **options)
 
 
-def _field(config, name, default):
-    # TODO(issue 11): plain attribute access once every field is in TrainConfig.
-    return getattr(config, name, default)
-
-
 def _split_count(config, size: int) -> int:
     """Number of held-out training examples for `--validation-split`."""
-    split = _field(config, "validation_split", 0.0) or 0.0
+    split = config.validation_split
     if not split:
         return 0
     count = int(size * split + 0.5)
@@ -170,7 +165,7 @@ def new_model(config, steps: int, jit: bool):
     """A freshly built and compiled model (the baseline with `--baseline`)."""
     info = data.DATASETS[config.dataset]
     keras.utils.set_random_seed(config.seed)
-    if _field(config, "baseline", False):
+    if config.baseline:
         model = check_user_values(
             training.build_baseline, config, info.num_classes, info.image_shape
         )
@@ -183,7 +178,7 @@ def restored_model(output: str, config, jit: bool):
     """The model of the last commit, ready to continue training."""
     model, state = runs.restore(output)
     model.jit_compile = jit
-    if _field(config, "baseline", False):
+    if config.baseline:
         # The baseline's coupled L2 is a regularizer on every variable,
         # which `.keras` files do not save.
         training.add_coupled_l2(model, config.weight_decay)
@@ -199,7 +194,7 @@ def output_directory(args, config) -> str:
     if args.output:
         return check_output_path("--output", args.output, kind="directory")
     name = f"{config.dataset}-{config.backbone}-seed{config.seed}"
-    if _field(config, "baseline", False):
+    if config.baseline:
         name += "-baseline"
     return check_output_path("--output", os.path.join("runs", name), kind="directory")
 
@@ -291,7 +286,7 @@ def _describe_start(config, output, state, inputs, dist) -> None:
     else:
         what = (
             f"the {config.backbone} target network alone (baseline, cross-entropy only)"
-            if _field(config, "baseline", False)
+            if config.baseline
             else f"{config.backbone} with {config.num_branches} branches"
         )
         say(f"Training {what} on {config.dataset} ({inputs.train_size} images) for "
@@ -342,7 +337,7 @@ def _train_in_scope(args, config, output, dist) -> int:
 
 
 def _evaluated_on(config) -> str:
-    return "validation" if _field(config, "validation_split", 0.0) else "test"
+    return "validation" if config.validation_split else "test"
 
 
 def _fit_on_worker(args, config, model, output, inputs, done, dist) -> int:
@@ -362,7 +357,7 @@ def _fit_on_worker(args, config, model, output, inputs, done, dist) -> int:
 def _callbacks(config, output, checkpoint_dir, inputs):
     checkpoint = EpochCheckpoint(checkpoint_dir, metadata={"epochs_planned": config.epochs})
     callbacks = [keras.callbacks.TerminateOnNaN()]
-    if not _field(config, "baseline", False):
+    if not config.baseline:
         callbacks.append(FusionWeightLogger(inputs.probe))
     callbacks.append(checkpoint)
     writes_output = checkpoint_dir == output  # False on non-chief workers.
@@ -435,7 +430,7 @@ def finalize(output: str, config, state, evaluated_on: str = "test", model=None)
     Returns:
         The summary written.
     """
-    if _field(config, "baseline", False):
+    if config.baseline:
         # Already the target network alone; loaded uncompiled, so the
         # exported file holds no optimizer state.
         target, state = runs.restore(output, compile=False)

@@ -101,10 +101,7 @@ def test_options_table_matches_train_config():
     fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
     table = {o.field for o in TRAIN_OPTIONS}
     # Every option is a field; every field but the data set is an option.
-    # TODO(issue 11): only `table <= fields` once keras_ahbf.config has landed.
-    pending = {"recipe", "baseline", "rampup_shape", "aux_ce_weight", "fused_ce_weight",
-               "zero_init_residual", "warmup_epochs", "validation_split"}
-    assert table - fields <= (set() if "recipe" in fields else pending), table - fields
+    assert table <= fields, table - fields
     assert fields - table <= {"dataset"}, fields - table - {"dataset"}
 
 

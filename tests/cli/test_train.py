@@ -29,12 +29,6 @@ backend_independent = pytest.mark.skipif(
 )
 
 
-def requires_field(name):
-    """Skips until `TrainConfig` has the field (issue 11, `keras_ahbf.config`)."""
-    fields = {f.name for f in dataclasses.fields(training.TrainConfig)}
-    return pytest.mark.skipif(name not in fields, reason=f"TrainConfig has no {name!r} yet")
-
-
 def _json(path):
     with open(path) as f:
         return json.load(f)
@@ -124,7 +118,6 @@ def test_a_run_without_the_newer_options_still_resumes(run_dir, tiny, tmp_path):
 # ------------------------------------------------------------- new options
 
 
-@requires_field("baseline")
 def test_baseline_end_to_end(tiny, tmp_path, capsys):
     run = str(tmp_path / "baseline")
     assert cli.main(["train", *tiny, "--epochs", "2", "--baseline", "--output", run]) == 0
@@ -169,23 +162,22 @@ def test_baseline_end_to_end(tiny, tmp_path, capsys):
     assert "--baseline True (this command: False)" in capsys.readouterr().err
 
 
-@requires_field("recipe")
-def test_recipe_is_recorded_and_explicit_options_win(tiny, tmp_path):
-    from keras_ahbf import config as config_lib
-
-    assert {"paper", "short"} <= set(config_lib.PRESETS)
-    run = str(tmp_path / "short")
-    assert cli.main(["train", *tiny, "--epochs", "1", "--recipe", "short",
+def test_recipe_is_recorded_and_explicit_options_win(tiny, tmp_path, capsys):
+    run = str(tmp_path / "paper")
+    assert cli.main(["train", *tiny, "--epochs", "1", "--recipe", "paper",
                      "--lr", "0.05", "--output", run]) == 0
     config = _json(os.path.join(run, "config.json"))["config"]
-    expected = training.resolve_config("digits", recipe="short", lr=0.05, epochs=1,
+    expected = training.resolve_config("digits", recipe="paper", lr=0.05, epochs=1,
                                        train_limit=64, test_limit=32, backbone="resnet8",
                                        num_branches=2, aux=1, batch_size=32)
-    assert config["recipe"] == "short" and config["lr"] == 0.05
+    assert config["recipe"] == "paper" and config["lr"] == 0.05
     assert config == expected.to_dict()
+    # An unknown preset is an argument error, before anything is built.
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", *tiny, "--recipe", "fast", "--output", str(tmp_path / "x")])
+    assert info.value.code == 2 and "fast" in capsys.readouterr().err
 
 
-@requires_field("validation_split")
 def test_validation_split_evaluates_on_held_out_training_images(tiny, tmp_path, capsys):
     run = str(tmp_path / "val")
     # 64 training images, the last 16 held out: 48 trained on (2 batches).
@@ -203,7 +195,6 @@ def test_validation_split_evaluates_on_held_out_training_images(tiny, tmp_path, 
     assert int(to_numpy(full.optimizer.iterations)) == 2
 
 
-@requires_field("validation_split")
 def test_validation_split_out_of_range_is_refused(tiny, tmp_path, one_line_error):
     out = str(tmp_path / "run")
     for value in ("1.0", "-0.1", "0.001"):
