@@ -44,6 +44,7 @@ from keras_ahbf import losses
 from keras_ahbf.callbacks import EpochCheckpoint
 from keras_ahbf.models import build_backbone
 from keras_ahbf.models import resnet_cifar
+from keras_ahbf.testing.data_files import tiny_cifar_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,20 +68,6 @@ def _one_line_error(capsys, code, rc):
     assert err.startswith("keras-ahbf ") and "error:" in err
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     return err
-
-
-def _write_npz(path, **overrides):
-    """A tiny CIFAR-10-shaped `.npz` file, with some arrays replaced."""
-    rng = np.random.default_rng(0)
-    arrays = dict(
-        x_train=rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
-        y_train=rng.integers(0, 10, 8),
-        x_test=rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8),
-        y_test=rng.integers(0, 10, 4),
-    )
-    arrays.update(overrides)
-    np.savez(path, **arrays)
-    return str(path)
 
 
 def _snapshot(directory):
@@ -241,7 +228,7 @@ def _write_bytes(path, raw):
 
 
 def _npz_bytes(tmp, **overrides):
-    path = _write_npz(tmp / "_source.npz", **overrides)
+    path = tiny_cifar_npz(tmp / "_source.npz", **overrides)
     with open(path, "rb") as f:
         raw = f.read()
     os.remove(path)
@@ -254,7 +241,7 @@ def _npz_bytes(tmp, **overrides):
 
 
 def _npz_in(d, **overrides):
-    return _write_npz(d / "cifar10.npz", **overrides)
+    return tiny_cifar_npz(d / "cifar10.npz", **overrides)
 
 
 def _truncated_npz(d, fraction=0.5):
@@ -306,7 +293,7 @@ DATA_FILES = {
         r"cifar10\.npz' is missing the array\(s\).*found \['images', 'labels'\]"),
     "npz_two_candidates": (
         "corrupt_data_files",
-        lambda d: (_write_npz(d / "cifar10_a.npz"), _write_npz(d / "cifar10_b.npz"), str(d))[-1],
+        lambda d: (tiny_cifar_npz(d / "cifar10_a.npz"), tiny_cifar_npz(d / "cifar10_b.npz"), str(d))[-1],
         r"several candidate files \['cifar10_a\.npz', 'cifar10_b\.npz'\]"),
     "batches_truncated_pickle": (
         "corrupt_data_files",
@@ -698,7 +685,7 @@ def cifar_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_input")
     data_dir = root / "data"
     data_dir.mkdir()
-    good = _write_npz(data_dir / "cifar10.npz")
+    good = tiny_cifar_npz(data_dir / "cifar10.npz")
     run = str(root / "run")
     argv = ["train", "--dataset", "cifar10", "--data-dir", str(data_dir),
             "--backbone", "resnet8", "--num-branches", "2", "--aux", "1",

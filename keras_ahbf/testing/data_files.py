@@ -31,6 +31,23 @@ def write_npz(path, x_train, y_train, x_test, y_test, **extra):
     return path
 
 
+def tiny_cifar_npz(path, **overrides):
+    """A tiny CIFAR-10-shaped `.npz` (8 training, 4 test images), some arrays replaced.
+
+    Returns the path as a string.
+    """
+    rng = np.random.default_rng(0)
+    arrays = dict(
+        x_train=rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 8),
+        x_test=rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 4),
+    )
+    arrays.update(overrides)
+    np.savez(path, **arrays)
+    return str(path)
+
+
 def to_rows(x):
     """NHWC images as CIFAR rows: the R, G then B plane, each row-major."""
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2).reshape(len(x), 3072))

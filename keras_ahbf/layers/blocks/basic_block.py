@@ -83,11 +83,18 @@ class BasicBlock(keras.layers.Layer):
             x = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
         return conv(x)
 
-    def _conv_output_shape(self, conv, shape):
+    def _padded_shape(self, conv, shape):
+        """The shape `conv` sees after `_apply_conv`'s padding."""
         pad = self._pad_for(conv)
         if pad:
             grow = lambda size: None if size is None else size + 2 * pad  # noqa: E731
             shape = (shape[0], grow(shape[1]), grow(shape[2]), shape[3])
+        return shape
+
+    def _build_conv(self, conv, shape):
+        """Builds `conv` for inputs of `shape`; returns its output shape."""
+        shape = self._padded_shape(conv, shape)
+        conv.build(shape)
         return conv.compute_output_shape(shape)
 
     def _shortcut_layers(self, input_shape, out_channels):
@@ -110,8 +117,7 @@ class BasicBlock(keras.layers.Layer):
         _utils.check_rank4_channels_last("inputs", input_shape)
         input_shape = tuple(input_shape)
         self.conv1 = self._conv(self.filters, 3, self.strides, "conv1")
-        self.conv1.build(input_shape)
-        shape = self._conv_output_shape(self.conv1, input_shape)
+        shape = self._build_conv(self.conv1, input_shape)
         self.bn1 = _utils.batch_norm("bn1", self.dtype_policy)
         self.bn1.build(shape)
         self.conv2 = self._conv(self.filters, 3, 1, "conv2")
