@@ -235,13 +235,16 @@ class OnlineKDModel(keras.Model):
             f"Received: fusion={fusion!r}"
         )
 
+    def _ce_term_names(self):
+        """Metric names of the cross-entropy terms, in `ahbf_loss`'s order."""
+        branches = [f"ce_branch_{b}" for b in range(self.num_branches)]
+        return branches + [f"ce_ta_{m}" for m in range(1, self.num_branches)]
+
     def _make_metrics(self):
         mean = keras.metrics.Mean
         acc = keras.metrics.SparseCategoricalAccuracy
         names = ["ce", "kd_branch", "kd_ta", "rampup_weight", "kd_weighted"]
-        names += [f"ce_branch_{b}" for b in range(self.num_branches)]
-        names += [f"ce_ta_{m}" for m in range(1, self.num_branches)]
-        trackers = {name: mean(name=name) for name in names}
+        trackers = {name: mean(name=name) for name in names + self._ce_term_names()}
         if self.weight_decay:
             trackers["l2"] = mean(name="l2")
         for b in range(self.num_branches):
@@ -392,9 +395,7 @@ class OnlineKDModel(keras.Model):
         trackers["rampup_weight"].update_state(w)
         # What distillation adds to the loss this step: w * kd_weight * kd.
         trackers["kd_weighted"].update_state(terms["total"] - terms["ce"])
-        num_branches = self.num_branches
-        for i, term in enumerate(terms["ce_terms"]):
-            name = f"ce_branch_{i}" if i < num_branches else f"ce_ta_{i - num_branches + 1}"
+        for name, term in zip(self._ce_term_names(), terms["ce_terms"]):
             trackers[name].update_state(term)
         return _scale_loss_for_distribution(total)
 
