@@ -185,9 +185,9 @@ def main(argv=None):
         keras.backend.clear_session()
 
     aggregate = {}
-    for kind, runs in (("ahbf", ahbf), ("baseline", baseline)):
-        last_mean, last_std = _mean_std([r["target_top1_last"] for r in runs])
-        best_mean, best_std = _mean_std([r["target_top1_best"] for r in runs])
+    for kind, results in (("ahbf", ahbf), ("baseline", baseline)):
+        last_mean, last_std = _mean_std([r["target_top1_last"] for r in results])
+        best_mean, best_std = _mean_std([r["target_top1_best"] for r in results])
         aggregate[kind] = dict(last_mean=last_mean, last_std=last_std,
                                best_mean=best_mean, best_std=best_std)
     aggregate["difference_last"] = aggregate["ahbf"]["last_mean"] - aggregate["baseline"]["last_mean"]

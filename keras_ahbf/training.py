@@ -14,6 +14,7 @@ import re
 import keras
 from keras import ops
 
+from keras_ahbf import config as _config
 from keras_ahbf import models as ahbf_models
 from keras_ahbf.config import KD_OPTIONS
 from keras_ahbf.config import PRESETS
@@ -21,7 +22,6 @@ from keras_ahbf.config import RECIPES
 from keras_ahbf.config import Preset
 from keras_ahbf.config import Recipe
 from keras_ahbf.config import TrainConfig
-from keras_ahbf import config as _config
 from keras_ahbf.config import scale_epochs
 from keras_ahbf.layers import _utils
 
