@@ -111,9 +111,9 @@ class CrossEntropyBranches:
     @staticmethod
     def build(trunk, branches, weight_decay):
         import keras
-        from keras import ops
 
         from keras_ahbf import losses
+        from keras_ahbf.weight_decay import coupled_l2
 
         class _CEBranches(keras.Model):
             def __init__(self, trunk, branches, **kwargs):
@@ -130,11 +130,8 @@ class CrossEntropyBranches:
             ):
                 terms = [losses.cross_entropy(y, z) for z in y_pred]
                 total = sum(terms[1:], terms[0])
-                if weight_decay:
-                    squares = [
-                        ops.sum(ops.square(v)) for v in self.trainable_variables
-                    ]
-                    total = total + 0.5 * weight_decay * sum(squares[1:], squares[0])
+                if weight_decay:  # The same term as OnlineKDModel's.
+                    total = total + coupled_l2(self.trainable_variables, weight_decay)
                 return total
 
         model = _CEBranches(trunk, branches, name="ce_only_branches")

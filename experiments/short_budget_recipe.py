@@ -55,6 +55,14 @@ ROWS = {
     "b2-aux1-kd3": ["--num-branches", "2", "--aux", "1", "--kd-weight", "3"],
     "b2-aux1-zero-init": ["--num-branches", "2", "--aux", "1", "--zero-init-residual"],
     "b2-aux1-warmup1": ["--num-branches", "2", "--aux", "1", "--warmup-epochs", "1"],
+    "b2-aux1-T5": ["--num-branches", "2", "--aux", "1", "--temperature", "5"],
+    "b2-aux1-lambdas1": ["--num-branches", "2", "--aux", "1", "--lambda-ta", "1",
+                         "--lambda-branch", "1"],
+    "b3-aux1": ["--num-branches", "3", "--aux", "1"],
+    "b2-aux2": ["--num-branches", "2", "--aux", "2"],
+    "b2-aux3": ["--num-branches", "2", "--aux", "3"],
+    "b2-aux4": ["--num-branches", "2", "--aux", "4"],
+    "dml": ["--method", "dml"],
     "short": ["--recipe", "short"],
 }
 

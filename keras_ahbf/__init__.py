@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 
 # Public name -> (module, attribute or None for the module itself).
 _LAZY = {
+    "MutualLearningModel": ("keras_ahbf.methods", "MutualLearningModel"),
+    "OnlineDistillationModel": ("keras_ahbf.methods", "OnlineDistillationModel"),
     "OnlineKDModel": ("keras_ahbf.online_kd_model", "OnlineKDModel"),
     "RampupCallback": ("keras_ahbf.callbacks", "RampupCallback"),
     "ahbf_loss": ("keras_ahbf.losses", "ahbf_loss"),
@@ -26,6 +28,7 @@ _LAZY = {
     "layers": ("keras_ahbf.layers", None),
     "losses": ("keras_ahbf.losses", None),
     "make_distribution": ("keras_ahbf.distribution", "make_distribution"),
+    "methods": ("keras_ahbf.methods", None),
     "models": ("keras_ahbf.models", None),
     "training": ("keras_ahbf.training", None),
 }
@@ -34,6 +37,7 @@ _REGISTERING = (
     "keras_ahbf.layers",
     "keras_ahbf.models",
     "keras_ahbf.online_kd_model",
+    "keras_ahbf.methods",
     "keras_ahbf.training",
     "keras_ahbf.callbacks",
 )

@@ -55,9 +55,50 @@ class MethodDefaults:
 
 PAPER = MethodDefaults()
 
+
+@dataclasses.dataclass(frozen=True)
+class DMLDefaults:
+    """The published DML options (Zhang et al., CVPR 2018; `docs/methods.md`).
+
+    Temperature 1 (plain softmax), every KL term weighted 1, the other
+    peers' probabilities detached (each peer is updated from its own loss
+    only), no ramp-up, two peers.
+    """
+
+    temperature: float = 1.0
+    kd_weight: float = 1.0
+    stop_teacher_gradient: bool = True
+    rampup_epochs: int = 0
+    num_peers: int = 2
+
+
+DML = DMLDefaults()
+
+# The training methods of `TrainConfig.method` (the `--method` option).
+METHODS = ("ahbf", "dml")
+# Options only AHBF-OKD uses: refused when given with another method.
+AHBF_ONLY_OPTIONS = (
+    "num_branches",
+    "aux",
+    "fusion",
+    "lambda_ta",
+    "lambda_branch",
+    "aux_ce_weight",
+    "fused_ce_weight",
+    "baseline",
+)
+# Options only the peer-based methods use: refused with `method="ahbf"`.
+PEER_OPTIONS = ("num_peers",)
+
 # Ramp-up shapes of the distillation weight w(epoch), t = min(epoch, R) / R:
 # "exp" is the paper's 0.5 * exp(-5 (1 - t)^2); "linear" is 0.5 * t.
 RAMPUP_SHAPES = ("exp", "linear")
+
+# `fusion` values: the plain fusion of the paper, or an attention variant of
+# `keras_ahbf.layers.AdaptiveFusion` (its `ATTENTION_LAYERS`).
+FUSIONS = ("conv", "se", "cbam", "nonlocal")
+# Largest `seed`: `keras.utils.set_random_seed` seeds NumPy, which takes 32 bits.
+MAX_SEED = 2**32 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,9 +140,19 @@ class Preset:
 
 PRESETS = {
     "paper": Preset("the published method and recipe (default)", {}),
+    "short": Preset(
+        "short CPU budgets: 2 branches, aux 2, the rest the paper's (the best "
+        "structure of the search in docs/results.md)",
+        {"num_branches": 2, "aux": 2},
+    ),
 }
-"""Named presets. Only the published method so far: a short-budget recipe is
-added here once it is measured (docs/results.md, "Not yet measured")."""
+"""Named presets. `"short"` is the best recipe of the short-budget search on
+CIFAR-100 (ResNet-8, 10,000 images, 10 epochs, chosen on a validation split;
+docs/results.md, "A short-budget recipe"): fewer, shallower branches than the
+paper's 4 branches with aux 4, whose deep branches learn too slowly in a short
+run to teach the target. Every other lever of that search (ramp-up length,
+stopped teacher gradients, the distillation weight, temperature, lambdas,
+cross-entropy weights, zero-initialised residuals, warm-up) did not help."""
 
 # `TrainConfig` fields passed to `OnlineKDModel` (through the builders).
 KD_OPTIONS = (
@@ -161,6 +212,8 @@ class TrainConfig:
     zero_init_residual: bool = False
     warmup_epochs: int = 0
     validation_split: float = 0.0
+    method: str = "ahbf"
+    num_peers: int = DML.num_peers
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -176,6 +229,12 @@ class TrainConfig:
     def kd_options(self):
         """The `OnlineKDModel` keyword arguments of this configuration."""
         return {name: getattr(self, name) for name in KD_OPTIONS}
+
+    def dml_options(self):
+        """The `keras_ahbf.methods.MutualLearningModel` keyword arguments."""
+        names = ("temperature", "kd_weight", "stop_teacher_gradient",
+                 "rampup_epochs", "rampup_shape", "weight_decay")
+        return {name: getattr(self, name) for name in names}
 
 
 def scale_epochs(value, epochs, base_epochs):
@@ -211,7 +270,12 @@ def resolve_config(dataset, **options):
             `recipe` names a preset of `PRESETS` (default `"paper"`), whose
             options apply where none is given. `milestones` and
             `rampup_epochs` scale with `epochs` when neither the options nor
-            the preset give them.
+            the preset give them. `method` (`METHODS`, default `"ahbf"`)
+            picks the training method; its published defaults fill the
+            distillation options (`DML` for `"dml"`: temperature 1, weight
+            1, detached peers, no ramp-up). The options of AHBF-OKD alone
+            (`AHBF_ONLY_OPTIONS`) are refused with another method, and
+            `num_peers` with `"ahbf"`.
 
     Returns:
         A `TrainConfig`.
@@ -238,6 +302,16 @@ def resolve_config(dataset, **options):
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ValueError(f"Unknown training option(s): {unknown}")
+    method = check_choice("method", options.get("method") or "ahbf", METHODS)
+    explicit = {k for k, v in options.items() if v is not None and v is not False}
+    foreign = AHBF_ONLY_OPTIONS if method != "ahbf" else PEER_OPTIONS
+    for name in foreign:
+        if name in explicit:
+            raise ValueError(
+                f"`{name}` is not an option of method={method!r} "
+                f"(see docs/methods.md). Received: {name}={options[name]!r}"
+            )
+    defaults = PAPER if method == "ahbf" else DML
     recipe_name = options.get("recipe") or "paper"
     check_choice("recipe", recipe_name, PRESETS)
     opts = dict(PRESETS[recipe_name].options)
@@ -261,12 +335,14 @@ def resolve_config(dataset, **options):
 
     epochs = integer("epochs", recipe.epochs, 1)
     rampup = scale_epochs(recipe.rampup_epochs, epochs, recipe.epochs)
+    if method != "ahbf":
+        rampup = DML.rampup_epochs
     config = dict(
         dataset=dataset,
         backbone=opts.get("backbone", recipe.backbone),
         num_branches=integer("num_branches", recipe.num_branches, 2),
         aux=integer("aux", recipe.aux, 0),
-        fusion=opts.get("fusion", "conv"),
+        fusion=check_choice("fusion", opts.get("fusion", "conv"), FUSIONS),
         epochs=epochs,
         batch_size=integer("batch_size", recipe.batch_size, 1),
         lr=real("lr", recipe.lr, 0.0, exclusive=True),
@@ -275,14 +351,14 @@ def resolve_config(dataset, **options):
         milestones=_milestones(opts, epochs, recipe),
         lr_decay=real("lr_decay", 0.1, 0.0, exclusive=True),
         weight_decay=real("weight_decay", recipe.weight_decay, 0.0),
-        temperature=real("temperature", PAPER.temperature, 0.0, exclusive=True),
-        kd_weight=real("kd_weight", PAPER.kd_weight, 0.0),
+        temperature=real("temperature", defaults.temperature, 0.0, exclusive=True),
+        kd_weight=real("kd_weight", defaults.kd_weight, 0.0),
         lambda_ta=real("lambda_ta", PAPER.lambda_ta, 0.0),
         lambda_branch=real("lambda_branch", PAPER.lambda_branch, 0.0),
         rampup_epochs=integer("rampup_epochs", rampup, 0),
-        stop_teacher_gradient=flag("stop_teacher_gradient", PAPER.stop_teacher_gradient),
+        stop_teacher_gradient=flag("stop_teacher_gradient", defaults.stop_teacher_gradient),
         augment=flag("augment", True),
-        seed=integer("seed", 0, 0),
+        seed=check_int("seed", opts.get("seed", 0), 0, MAX_SEED),
         data_dir=None if "data_dir" not in opts else str(opts["data_dir"]),
         train_limit=optional("train_limit"),
         test_limit=optional("test_limit"),
@@ -296,6 +372,8 @@ def resolve_config(dataset, **options):
         zero_init_residual=flag("zero_init_residual", False),
         warmup_epochs=integer("warmup_epochs", 0, 0),
         validation_split=real("validation_split", 0.0, 0.0, maximum=1.0, exclusive_maximum=True),
+        method=method,
+        num_peers=integer("num_peers", DML.num_peers, 2),
     )
     if config["nesterov"] and config["momentum"] == 0.0:
         raise ValueError("Nesterov momentum needs `momentum` > 0. Received: momentum=0.0")

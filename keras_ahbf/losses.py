@@ -38,17 +38,27 @@ TEACHER_EPSILON = 1e-7
 
 
 def _check_number(name, value, *, positive=False):
-    """Validates a non-negative (or positive) Python number argument."""
+    """Validates a non-negative (or positive) number argument.
+
+    Returns a Python or NumPy number as a Python float (a large Python int
+    would overflow the int32 a backend makes of it), a tensor unchanged (its
+    value cannot be checked eagerly).
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if hasattr(value, "shape"):  # a tensor: cannot be checked eagerly.
-            return
+            return value
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond the float range.
+        finite = False
+    if not finite:
         raise ValueError(f"`{name}` must be finite. Received: {name}={value}")
     if positive and value <= 0:
         raise ValueError(f"`{name}` must be > 0. Received: {name}={value}")
     if value < 0:
         raise ValueError(f"`{name}` must be >= 0. Received: {name}={value}")
+    return float(value)
 
 
 # --------------------------------------------------------------------------
@@ -190,7 +200,7 @@ def kl_with_temperature(
     >>> float(kl_with_temperature(s, s)) < 1e-5
     True
     """
-    _check_number("temperature", temperature, positive=True)
+    temperature = _check_number("temperature", temperature, positive=True)
     _check_bool("stop_teacher_gradient", stop_teacher_gradient)
     student_logits, s_shape = _check_logits("student_logits", student_logits)
     teacher_logits, t_shape = _check_logits("teacher_logits", teacher_logits)
@@ -396,16 +406,13 @@ def ahbf_loss(
             f"len(branch_logits) - 1 = {len(branch_logits) - 1}. Received: "
             f"len(fused_logits)={len(fused_logits)}"
         )
-    _check_number("temperature", temperature, positive=True)
-    for name, value in (
-        ("kd_weight", kd_weight),
-        ("lambda_ta", lambda_ta),
-        ("lambda_branch", lambda_branch),
-        ("rampup_weight", rampup_weight),
-        ("aux_ce_weight", aux_ce_weight),
-        ("fused_ce_weight", fused_ce_weight),
-    ):
-        _check_number(name, value)
+    temperature = _check_number("temperature", temperature, positive=True)
+    kd_weight = _check_number("kd_weight", kd_weight)
+    lambda_ta = _check_number("lambda_ta", lambda_ta)
+    lambda_branch = _check_number("lambda_branch", lambda_branch)
+    rampup_weight = _check_number("rampup_weight", rampup_weight)
+    aux_ce_weight = _check_number("aux_ce_weight", aux_ce_weight)
+    fused_ce_weight = _check_number("fused_ce_weight", fused_ce_weight)
     _check_bool("stop_teacher_gradient", stop_teacher_gradient)
     checked, shapes = [], []
     for group, tensors in (("branch_logits", branch_logits), ("fused_logits", fused_logits)):

@@ -1,28 +1,17 @@
 """`OnlineKDModel`: a `keras.Model` trained with the AHBF-OKD loss."""
 
 import keras
-from keras import ops
 
 from keras_ahbf import losses as ahbf_losses
-from keras_ahbf.callbacks import RampupCallback
 from keras_ahbf.config import PAPER
-from keras_ahbf.config import RAMPUP_SHAPES
-from keras_ahbf.data import validation
-from keras_ahbf.distribution import scale_loss_for_distribution as _scale_loss_for_distribution
-from keras_ahbf.distribution import tensorflow as tf_distribution
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers.adaptive_fusion import AdaptiveFusion
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
-
-
-def _sum_of_squares(variables):
-    """`sum_w sum(w ** 2)` over a list of weights, in float32."""
-    squares = [ops.sum(ops.square(ops.cast(v, "float32"))) for v in variables]
-    return ops.sum(ops.stack(squares))
+from keras_ahbf.methods.online_distillation_model import OnlineDistillationModel
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
-class OnlineKDModel(keras.Model):
+class OnlineKDModel(OnlineDistillationModel):
     """A network with hierarchical branches trained by online distillation.
 
     The model runs a shared `trunk`, then `B` branches of increasing depth
@@ -42,12 +31,16 @@ class OnlineKDModel(keras.Model):
     Keras backend are used. The ramp-up epoch is held in a non-trainable
     variable advanced by `RampupCallback`, which `fit` adds by itself.
 
-    In inference (`predict()`, `model(x)`, `model(x, training=False)`) the
-    model returns only the target branch's logits, `(batch, num_classes)`,
-    and runs only the trunk and branch 0. In training (and in `evaluate`) it
-    returns a dict with the lists `"branch_logits"`, `"fused_logits"` and
+    In inference (`predict()`, `predict_on_batch`, `model(x)`, `model(x,
+    training=False)`) the model returns only the target branch's logits,
+    `(batch, num_classes)`, and runs only the trunk and branch 0.
+    `model(x, training=True)`, `all_outputs(x)` and the training and test
+    steps (`fit`, `evaluate`, `train_on_batch`, `test_on_batch`) compute
+    the dict with the lists `"branch_logits"`, `"fused_logits"` and
     `"fusion_weights"`. `target_model()` returns trunk + branch 0 as a plain
-    `keras.Model` for deployment.
+    `keras.Model` for deployment. The shared machinery (ramp-up variable,
+    compile, coupled L2, data checks, entry points) is
+    `keras_ahbf.methods.OnlineDistillationModel`.
 
     `fit` and `evaluate` report `loss` (the total), `ce`, `kd_branch`,
     `kd_ta`, `rampup_weight`, `kd_weighted` (what distillation adds to the
@@ -108,6 +101,9 @@ class OnlineKDModel(keras.Model):
         Distillation", AAAI 2023.
     """
 
+    NESTED_CONFIG = ("trunk", "branches", "fusion")
+    target_metric = "branch_0_accuracy"
+
     def __init__(
         self,
         trunk,
@@ -126,11 +122,12 @@ class OnlineKDModel(keras.Model):
         fused_ce_weight: float = PAPER.fused_ce_weight,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if isinstance(trunk, dict):
-            trunk = keras.saving.deserialize_keras_object(trunk)
-        if isinstance(branches, dict):
-            branches = keras.saving.deserialize_keras_object(branches)
+        super().__init__(
+            rampup_epochs=rampup_epochs,
+            rampup_shape=rampup_shape,
+            weight_decay=weight_decay,
+            **kwargs,
+        )
         if not isinstance(trunk, keras.layers.Layer):
             raise TypeError(
                 "`trunk` must be a Keras model or layer. "
@@ -153,20 +150,12 @@ class OnlineKDModel(keras.Model):
         self.kd_weight = _utils.check_float("kd_weight", kd_weight, 0.0)
         self.lambda_ta = _utils.check_float("lambda_ta", lambda_ta, 0.0)
         self.lambda_branch = _utils.check_float("lambda_branch", lambda_branch, 0.0)
-        self.rampup_epochs = _utils.check_int("rampup_epochs", rampup_epochs, 0)
         if not isinstance(stop_teacher_gradient, bool):
             raise TypeError(
                 "`stop_teacher_gradient` must be a bool. Received: "
                 f"stop_teacher_gradient={stop_teacher_gradient!r}"
             )
         self.stop_teacher_gradient = stop_teacher_gradient
-        self.weight_decay = _utils.check_float("weight_decay", weight_decay, 0.0)
-        if rampup_shape not in RAMPUP_SHAPES:
-            raise ValueError(
-                f"`rampup_shape` must be one of {list(RAMPUP_SHAPES)}. "
-                f"Received: rampup_shape={rampup_shape!r}"
-            )
-        self.rampup_shape = rampup_shape
         self.aux_ce_weight = _utils.check_float("aux_ce_weight", aux_ce_weight, 0.0)
         self.fused_ce_weight = _utils.check_float("fused_ce_weight", fused_ce_weight, 0.0)
 
@@ -175,22 +164,16 @@ class OnlineKDModel(keras.Model):
         self.num_branches = branches.num_branches
         self._fusion_name = fusion if isinstance(fusion, str) else None
         self.fusions = self._make_fusions(fusion)
-        self._return_all_outputs = False
-
-        self.epoch = self.add_weight(
-            shape=(),
-            initializer="zeros",
-            dtype="int32",
-            trainable=False,
-            name="epoch",
-        )
-        self._metric_trackers = self._make_metrics()
 
         input_shape = getattr(trunk, "input_shape", None) if isinstance(
             trunk, keras.Model
         ) else None
-        if input_shape is not None and None not in input_shape[1:]:
-            self.build(tuple(input_shape))
+        self._finish_init(input_shape)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of every branch."""
+        return self.branches.num_classes
 
     # ------------------------------------------------------------------ build
     def _make_fusions(self, fusion):
@@ -213,10 +196,6 @@ class OnlineKDModel(keras.Model):
                     f"of `AdaptiveFusion`. Received: fusion={fusion!r}"
                 ) from None
         if isinstance(fusion, (list, tuple)):
-            fusion = [
-                keras.saving.deserialize_keras_object(f) if isinstance(f, dict) else f
-                for f in fusion
-            ]
             if len(fusion) != levels or not all(
                 isinstance(f, AdaptiveFusion) for f in fusion
             ):
@@ -281,10 +260,20 @@ class OnlineKDModel(keras.Model):
         self.built = True
 
     # ------------------------------------------------------------------- call
-    def call(self, inputs, training=None):
+    def forward_target(self, inputs, training=None):
+        """The target branch's logits: runs the trunk and branch 0 only."""
         x = self.trunk(inputs, training=training)
-        if not training and not self._return_all_outputs:
-            return self.branches.call_branch(0, x, training=training)[1]
+        return self.branches.call_branch(0, x, training=training)[1]
+
+    def forward_all(self, inputs, training=None):
+        """Every branch, fused output and fusion weight.
+
+        Returns:
+            dict with `"branch_logits"`, `"fused_logits"` (lists of
+            `(batch, num_classes)` tensors) and `"fusion_weights"` (list of
+            `(batch, 2)` tensors).
+        """
+        x = self.trunk(inputs, training=training)
         features, logits = self.branches(x, training=training)
         g, e = features[0], logits[0]
         fused, weights = [], []
@@ -298,79 +287,18 @@ class OnlineKDModel(keras.Model):
             "fusion_weights": weights,
         }
 
-    def all_outputs(self, inputs, training=False):
-        """Returns the dict of all branch, fused and weight outputs.
-
-        Args:
-            inputs: a batch of images `(batch, height, width, channels)`.
-            training: bool. Whether BatchNorm runs in training mode.
-
-        Returns:
-            dict with `"branch_logits"`, `"fused_logits"` (lists of
-            `(batch, num_classes)` tensors) and `"fusion_weights"` (list of
-            `(batch, 2)` tensors).
-        """
-        previous = self._return_all_outputs
-        self._return_all_outputs = True
-        try:
-            return self(inputs, training=training)
-        finally:
-            self._return_all_outputs = previous
-
     # ------------------------------------------------------------ training
     def rampup_weight(self):
         """The current ramp-up weight `w(epoch)` as a float32 tensor."""
         return ahbf_losses.rampup_weight(self.epoch, self.rampup_epochs, self.rampup_shape)
 
-    def set_epoch(self, epoch: int):
-        """Sets the (0-based) epoch the ramp-up weight is computed from."""
-        self.epoch.assign(int(epoch))
-
-    def compile(self, optimizer="rmsprop", loss=None, **kwargs):
-        """Configures the model for training (see `keras.Model.compile`).
-
-        `loss` must be left unset: the AHBF loss is built in. `metrics` are
-        computed on the target branch's logits.
-        """
-        if loss is not None:
-            raise ValueError(
-                "`OnlineKDModel` computes the AHBF-OKD loss itself; do not "
-                f"pass `loss` to `compile()`. Received: loss={loss!r}"
-            )
-        if "loss_weights" in kwargs and kwargs["loss_weights"] is not None:
-            raise ValueError(
-                "`loss_weights` is not supported by `OnlineKDModel`; set "
-                "`kd_weight`, `lambda_ta` and `lambda_branch` instead."
-            )
-        super().compile(optimizer=optimizer, loss=None, **kwargs)
-
-    def compile_from_config(self, config):
-        """Re-compiles a loaded model with its saved optimizer and metrics."""
-        config = keras.saving.deserialize_keras_object(config)
-        config.pop("loss", None)
-        config.pop("loss_weights", None)
-        self.compile(**config)
-        if getattr(self, "optimizer", None) is not None and self.built:
-            self.optimizer.build(self.trainable_variables)
-
-    def _check_outputs(self, y_pred):
-        if not isinstance(y_pred, dict):
-            raise ValueError(
-                "`OnlineKDModel.compute_loss` needs all branch outputs, "
-                "as returned by `model(x, training=True)` or "
-                "`model.all_outputs(x)`."
-            )
-
-    def compute_loss(
-        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
-    ):
-        del x
-        self._check_outputs(y_pred)
+    def distillation_loss(self, y, outputs, sample_weight=None):
+        """`keras_ahbf.losses.ahbf_loss` of the outputs, and its logged terms."""
         w = self.rampup_weight()
         terms = ahbf_losses.ahbf_loss(
             y,
-            y_pred["branch_logits"],
-            y_pred["fused_logits"],
+            outputs["branch_logits"],
+            outputs["fused_logits"],
             temperature=self.temperature,
             kd_weight=self.kd_weight,
             lambda_ta=self.lambda_ta,
@@ -381,140 +309,31 @@ class OnlineKDModel(keras.Model):
             fused_ce_weight=self.fused_ce_weight,
             sample_weight=sample_weight,
         )
-        total = terms["total"]
-        if self.weight_decay:
-            l2 = 0.5 * self.weight_decay * _sum_of_squares(self.trainable_variables)
-            total = total + l2
-            self._metric_trackers["l2"].update_state(l2)
-        extra = [ops.sum(ops.cast(loss, "float32")) for loss in self.losses]
-        if extra:
-            total = total + sum(extra[1:], extra[0])
-        trackers = self._metric_trackers
-        for name in ("ce", "kd_branch", "kd_ta"):
-            trackers[name].update_state(terms[name])
-        trackers["rampup_weight"].update_state(w)
+        logged = {name: terms[name] for name in ("ce", "kd_branch", "kd_ta")}
+        logged["rampup_weight"] = w
         # What distillation adds to the loss this step: w * kd_weight * kd.
-        trackers["kd_weighted"].update_state(terms["total"] - terms["ce"])
-        for name, term in zip(self._ce_term_names(), terms["ce_terms"]):
-            trackers[name].update_state(term)
-        return _scale_loss_for_distribution(total)
+        logged["kd_weighted"] = terms["total"] - terms["ce"]
+        logged.update(zip(self._ce_term_names(), terms["ce_terms"]))
+        return terms["total"], logged
 
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        self._check_outputs(y_pred)
-        for b, z in enumerate(y_pred["branch_logits"]):
-            self._metric_trackers[f"branch_{b}_accuracy"].update_state(
-                y, z, sample_weight=sample_weight
-            )
-        for m, e in enumerate(y_pred["fused_logits"], start=1):
-            self._metric_trackers[f"ta_{m}_accuracy"].update_state(
-                y, e, sample_weight=sample_weight
-            )
-        for m, w in enumerate(y_pred["fusion_weights"], start=1):
-            self._metric_trackers[f"fusion_{m}_weight"].update_state(w[:, 0])
-        return super().compute_metrics(
-            x, y, y_pred["branch_logits"][0], sample_weight=sample_weight
+    def accuracy_logits(self, outputs):
+        named = {
+            f"branch_{b}_accuracy": z for b, z in enumerate(outputs["branch_logits"])
+        }
+        named.update(
+            (f"ta_{m}_accuracy", e)
+            for m, e in enumerate(outputs["fused_logits"], start=1)
         )
+        return named
 
-    # ---- tf.distribute.MultiWorkerMirroredStrategy support ---------------
-    # Keras 3's TensorFlow trainer fails under MultiWorkerMirroredStrategy
-    # (keras-team/keras#20585); the workaround is in
-    # `keras_ahbf.distribution.tensorflow` and inert unless a multi-worker
-    # strategy is active (on every other backend too).
+    def output_statistics(self, outputs):
+        return {
+            f"fusion_{m}_weight": w[:, 0]
+            for m, w in enumerate(outputs["fusion_weights"], start=1)
+        }
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        iterator, data_batch = tf_distribution.symbolic_build_inputs(
-            self, iterator, data_batch
-        )
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    def train_step(self, *args, **kwargs):
-        logs = super().train_step(*args, **kwargs)
-        return tf_distribution.multi_worker_logs(self, logs)
-
-    def test_step(self, *args, **kwargs):
-        logs = super().test_step(*args, **kwargs)
-        return tf_distribution.multi_worker_logs(self, logs)
-
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
-            callbacks=None, **kwargs):
-        """Trains the model (see `keras.Model.fit`).
-
-        A `RampupCallback` is added when `callbacks` holds none, so the
-        distillation ramp-up advances with a plain `fit`. Resume with
-        `initial_epoch=` to continue the ramp-up where it stopped.
-        """
-        self.check_array_data(x, y, "x", "y")
-        self.check_dataset(x, "x")
-        validation_data = kwargs.get("validation_data")
-        self.check_dataset(validation_data, "validation_data")
-        if isinstance(validation_data, (tuple, list)) and len(validation_data) >= 2:
-            self.check_array_data(
-                validation_data[0], validation_data[1],
-                "validation_data[0]", "validation_data[1]",
-            )
-        callbacks = list(callbacks or [])
-        if not any(isinstance(c, RampupCallback) for c in callbacks):
-            callbacks.insert(0, RampupCallback())
-        return super().fit(
-            x=x, y=y, batch_size=batch_size, epochs=epochs, verbose=verbose,
-            callbacks=callbacks, **kwargs,
-        )
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        """Evaluates every branch and assistant (see `keras.Model.evaluate`)."""
-        self.check_array_data(x, y, "x", "y")
-        self.check_dataset(x, "x")
-        args = (x, y) + args
-        previous = self._return_all_outputs
-        self._return_all_outputs = True
-        try:
-            return super().evaluate(*args, **kwargs)
-        finally:
-            self._return_all_outputs = previous
-
-    def check_dataset(self, x, name="x"):
-        """Validates a batched `tf.data.Dataset` from its `element_spec`.
-
-        Runs before the first step, so a bad dataset is refused with the
-        argument's name instead of failing inside the compiled step (on JAX,
-        a step that raises also leaves the model's variables unusable).
-        Other inputs are ignored; TensorFlow is not imported for them. The
-        checks are `keras_ahbf.data.validation.check_batch_dataset`.
-
-        Raises:
-            ValueError: on a dataset that does not yield `(images, labels)`
-                batches, images that are not `(batch, height, width,
-                channels)` of the model's input shape (channels-first
-                included), labels that are not one class id per image
-                (one-hot labels included), or an empty dataset.
-        """
-        expected = tuple(self._input_shape_for_build[1:]) if self.built else None
-        validation.check_batch_dataset(x, name, image_shape=expected)
-
-    def check_array_data(self, x, y, x_name="x", y_name="y"):
-        """Validates NumPy images and labels before any training step.
-
-        Datasets and generators are passed through unchecked (the loaders of
-        `keras_ahbf.data` validate what they read). The checks are
-        `keras_ahbf.data.validation.check_model_arrays`.
-
-        Raises:
-            ValueError: on empty data, images that are not
-                `(batch, height, width, channels)` of the model's input shape
-                (channels-first included), NaN or infinite pixels, labels
-                that are not integers in `[0, num_classes)` of shape `(N,)`
-                or `(N, 1)`, or a different number of images and labels.
-            TypeError: on non-numeric images or labels.
-        """
-        expected = tuple(self._input_shape_for_build[1:]) if self.built else None
-        validation.check_model_arrays(
-            x,
-            y,
-            image_shape=expected,
-            num_classes=self.branches.num_classes,
-            x_name=x_name,
-            y_name=y_name,
-        )
+    def target_logits(self, outputs):
+        return outputs["branch_logits"][0]
 
     # --------------------------------------------------------------- export
     def target_model(self, name=None):
@@ -532,11 +351,7 @@ class OnlineKDModel(keras.Model):
         Returns:
             A `keras.Model` mapping images to the target logits.
         """
-        if not self.built:
-            raise ValueError(
-                "Build the model first (call it on a batch or call "
-                "`model.build(input_shape)`)."
-            )
+        self._check_built()
         shape = self._input_shape_for_build[1:]
         inputs = keras.Input(shape=shape, name="images")
         x = self.trunk(inputs)
@@ -552,9 +367,8 @@ class OnlineKDModel(keras.Model):
         fusion = self._fusion_name
         if fusion is None:
             fusion = [keras.saving.serialize_keras_object(f) for f in self.fusions]
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
+        config = super().get_config()
+        config.update({
             "trunk": keras.saving.serialize_keras_object(self.trunk),
             "branches": keras.saving.serialize_keras_object(self.branches),
             "fusion": fusion,
@@ -562,23 +376,8 @@ class OnlineKDModel(keras.Model):
             "kd_weight": self.kd_weight,
             "lambda_ta": self.lambda_ta,
             "lambda_branch": self.lambda_branch,
-            "rampup_epochs": self.rampup_epochs,
             "stop_teacher_gradient": self.stop_teacher_gradient,
-            "weight_decay": self.weight_decay,
-            "rampup_shape": self.rampup_shape,
             "aux_ce_weight": self.aux_ce_weight,
             "fused_ce_weight": self.fused_ce_weight,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def get_build_config(self):
-        if not self.built:
-            return None
-        return {"input_shape": self._input_shape_for_build}
-
-    def build_from_config(self, config):
-        if config and not self.built:
-            self.build(config["input_shape"])
+        })
+        return config

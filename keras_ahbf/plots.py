@@ -9,7 +9,8 @@ alone.
 state) and writes:
 
 - `accuracy.png`: test (and training) accuracy per epoch of every branch
-  and every fused teacher assistant;
+  and every fused teacher assistant (of a `--method dml` run: every peer
+  and the peers' ensemble);
 - `loss.png`: the loss terms (total, cross-entropy, branch and assistant
   distillation, L2) and the ramp-up weight;
 - `loss_terms.png` (when the log has the per-output terms `ce_branch_{b}`,
@@ -102,25 +103,34 @@ def _save(fig, path):
     return path
 
 
+def _accuracy_names(rows):
+    """The accuracy columns drawn: AHBF-OKD's branches and fused assistants,
+    DML's peers and their ensemble."""
+    names = (_numbered(rows, r"branch_\d+_accuracy") + _numbered(rows, r"peer_\d+_accuracy")
+             + _numbered(rows, r"ta_\d+_accuracy"))
+    return names + [n for n in ("ensemble_accuracy",) if any(n in row for row in rows)]
+
+
 def _plot_accuracy(rows, path):
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
-    names = _numbered(rows, r"branch_\d+_accuracy") + _numbered(rows, r"ta_\d+_accuracy")
+    names = _accuracy_names(rows)
+    targets = {"branch_0_accuracy": "target (branch_0)", "peer_0_accuracy": "target (peer_0)"}
     cmap = matplotlib.colormaps["tab10"]
     for i, name in enumerate(names):
-        label = name.replace("_accuracy", "")
-        label = "target (branch_0)" if label == "branch_0" else label
-        style = "--" if name.startswith("ta_") else "-"
+        label = targets.get(name, name.replace("_accuracy", ""))
+        style = "--" if name.startswith(("ta_", "ensemble")) else "-"
         xs, ys = _series(rows, f"val_{name}")
         if xs:
             ax.plot(xs, ys, style, color=cmap(i % 10), label=f"{label} test",
-                    linewidth=2.2 if name == "branch_0_accuracy" else 1.2)
+                    linewidth=2.2 if name in targets else 1.2)
         xs, ys = _series(rows, name)
         if xs:
             ax.plot(xs, ys, style, color=cmap(i % 10), alpha=0.35, linewidth=0.8)
     ax.set_xlabel("epoch")
     ax.set_ylabel("top-1 accuracy")
-    ax.set_title("Accuracy per branch (solid) and fused teacher (dashed); faint: training")
+    ax.set_title("Accuracy per branch or peer (solid) and fused teacher or ensemble "
+                 "(dashed); faint: training")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)

@@ -403,12 +403,16 @@ def summarize(config, state: dict, backend: str, evaluated_on: str = "test") -> 
 
     Returns:
         A JSON-serialisable dict: the target's top-1 (last and best epoch),
-        every branch's and fused teacher's, the fusion weights of the last
-        epoch, the training time and the configuration.
+        every branch's and fused teacher's (`branch_top1`, `teacher_top1`;
+        for a DML run every peer's in `peer_top1`, peer 0 the target, and
+        the peers' ensemble as `teacher_top1["ensemble"]`), the fusion
+        weights of the last epoch, the training time and the configuration.
     """
     rows = state["history"]
     last = rows[-1]
-    target = "val_branch_0_accuracy"
+    method = getattr(config, "method", "ahbf")
+    dml = method == "dml" and not getattr(config, "baseline", False)
+    target = "val_peer_0_accuracy" if dml else "val_branch_0_accuracy"
     best_row = max(rows, key=lambda r: r.get(target) or -1.0)
 
     def accuracy_table(names):
@@ -421,11 +425,19 @@ def summarize(config, state: dict, backend: str, evaluated_on: str = "test") -> 
         }
 
     ta_names = _sorted_names(last, "ta")
+    if getattr(config, "baseline", False):
+        kind = "baseline"
+    else:
+        kind = method
+    teacher_names = ta_names
+    if dml and "val_ensemble_accuracy" in last:
+        teacher_names = ta_names + ["ensemble_accuracy"]
+    peers = {"peer_top1": accuracy_table(_sorted_names(last, "peer"))} if dml else {}
     return {
         "status": "complete",
         "dataset": config.dataset,
         "backbone": config.backbone,
-        "kind": "baseline" if getattr(config, "baseline", False) else "ahbf",
+        "kind": kind,
         "evaluated_on": evaluated_on,
         "epochs_completed": state["epochs_completed"],
         "epochs_planned": config.epochs,
@@ -433,7 +445,8 @@ def summarize(config, state: dict, backend: str, evaluated_on: str = "test") -> 
         "target_top1_best": best_row.get(target),
         "best_epoch": int(best_row["epoch"]) + 1,
         "branch_top1": accuracy_table(_sorted_names(last, "branch")),
-        "teacher_top1": accuracy_table(ta_names),
+        **peers,
+        "teacher_top1": accuracy_table(teacher_names),
         "fusion_weights": _fusion_summary(last, len(ta_names)),
         "fusion_weights_note": "per level: mean weights [previous assistant, new branch] "
         f"in the last epoch ({evaluated_on}: inference mode on the {evaluated_on} set)",

@@ -8,8 +8,6 @@ complete `TrainConfig`, then `build_model`, `compile_model` (or
 these functions.
 """
 
-import functools
-import re
 
 import keras
 from keras import ops
@@ -33,7 +31,6 @@ __all__ = [
     "Preset",
     "Recipe",
     "TrainConfig",
-    "add_coupled_l2",
     "build_baseline",
     "build_model",
     "build_optimizer",
@@ -155,29 +152,24 @@ def resolve_backbone(name):
 
     Uses `keras_ahbf.models.get_builder` (every backbone of the package:
     `resnet8` ... `resnet110`, `resnet18_imagenet`, `vgg16`, `densenet40`,
-    `mobilenetv2`, ...) when the package provides it, otherwise accepts
-    `resnet<depth>` for the CIFAR ResNets.
+    `mobilenetv2`, ...).
 
     Raises:
-        ValueError: for an unknown name (the message lists the valid ones).
+        ValueError: for an unknown name (the message lists the valid ones)
+            or a name that is not a string.
     """
-    get_builder = getattr(ahbf_models, "get_builder", None)
-    if get_builder is not None:
-        try:
-            return get_builder(name)
-        except TypeError as e:
-            raise ValueError(str(e)) from None
-    match = re.fullmatch(r"resnet(\d+)", name.lower()) if isinstance(name, str) else None
-    if not match:
-        raise ValueError(
-            "`backbone` must be 'resnet<depth>' (e.g. 'resnet32'). "
-            f"Received: backbone={name!r}"
-        )
-    return functools.partial(ahbf_models.resnet_cifar, depth=int(match.group(1)))
+    try:
+        return ahbf_models.get_builder(name)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
 
 
 def build_model(config, num_classes, input_shape):
-    """Builds the `OnlineKDModel` of a configuration (uncompiled).
+    """Builds the training model of a configuration (uncompiled).
+
+    `config.method` picks it: `"ahbf"` (the default) an `OnlineKDModel` of
+    the backbone, `"dml"` a `keras_ahbf.methods.MutualLearningModel` of
+    `config.num_peers` networks of the backbone.
 
     Args:
         config: `TrainConfig`.
@@ -185,12 +177,25 @@ def build_model(config, num_classes, input_shape):
         input_shape: tuple. `(height, width, channels)`.
 
     Returns:
-        A built, uncompiled `OnlineKDModel`.
+        A built, uncompiled `OnlineKDModel` (or `MutualLearningModel`).
 
     Raises:
-        ValueError: for an unknown backbone or invalid options.
+        ValueError: for an unknown backbone, method or invalid options.
     """
     builder = resolve_backbone(config.backbone)
+    method = getattr(config, "method", "ahbf")
+    if method == "dml":
+        from keras_ahbf.methods import dml
+
+        model = dml.dml_from_backbone(
+            config.backbone, num_classes, num_peers=config.num_peers,
+            input_shape=tuple(input_shape), **config.dml_options(),
+        )
+        if config.zero_init_residual:
+            zero_init_residual(model)
+        return model
+    if method != "ahbf":
+        raise ValueError(f"Unknown training method. Received: method={method!r}")
     model = builder(
         num_classes=num_classes,
         num_branches=config.num_branches,
@@ -257,7 +262,8 @@ def build_optimizer(config, steps):
     momentum to decay (`tests/test_training.py` pins both).
 
     Weight decay is not set on the optimizer: it is the model's coupled L2
-    (`OnlineKDModel(weight_decay=...)`), as PyTorch's SGD `weight_decay`.
+    (`OnlineKDModel(weight_decay=...)`, `BaselineModel(weight_decay=...)`),
+    as PyTorch's SGD `weight_decay`.
 
     Args:
         config: `TrainConfig`.
@@ -297,44 +303,24 @@ def compile_model(model, config, steps, jit_compile=False, **kwargs):
     return model
 
 
-def add_coupled_l2(model, weight_decay):
-    """Adds PyTorch-style coupled L2 weight decay to a plain Keras model.
-
-    Sets a `keras.regularizers.L2(weight_decay / 2)` on every trainable
-    variable (kernels, biases, BatchNorm scales and offsets), so the loss
-    gains `0.5 * weight_decay * sum(w ** 2)` and the gradient
-    `weight_decay * w`: what PyTorch's `SGD(weight_decay=...)` and
-    `OnlineKDModel(weight_decay=...)` do. Call it before `compile`.
-
-    Args:
-        model: a built `keras.Model`.
-        weight_decay: float (>= 0). 0 removes nothing and adds nothing.
-
-    Returns:
-        `model`.
-    """
-    weight_decay = _utils.check_float("weight_decay", weight_decay, 0.0)
-    if weight_decay:
-        regularizer = keras.regularizers.L2(weight_decay / 2.0)
-        for variable in model.trainable_variables:
-            variable.regularizer = regularizer
-    return model
-
-
 def build_baseline(config, num_classes, input_shape):
     """The target network alone, for a cross-entropy-only baseline.
 
     Builds the configuration's AHBF-OKD model (so, with the same seed, the
     same initial weights) and returns its `target_model()` (trunk + branch
-    0, no other branch, no fusion) with the configuration's coupled L2
-    weight decay (`add_coupled_l2`).
+    0, no other branch, no fusion) as a `keras_ahbf.models.BaselineModel`
+    with the configuration's coupled L2 weight decay: the same loss term,
+    computed by the same function, as `OnlineKDModel(weight_decay=...)`.
 
     Returns:
-        A built, uncompiled functional `keras.Model` (images -> logits).
+        A built, uncompiled `BaselineModel` (images -> logits); its
+        `target_model()` is the plain functional network.
     """
     model = build_model(config, num_classes, input_shape)
     target = model.target_model(name=f"{config.backbone}_baseline")
-    return add_coupled_l2(target, config.weight_decay)
+    return ahbf_models.BaselineModel(
+        target.input, target.output, name=target.name, weight_decay=config.weight_decay
+    )
 
 
 def compile_baseline(model, config, steps, jit_compile=False, **kwargs):

@@ -42,6 +42,17 @@ def test_every_preset_resolves_and_explicit_options_win(name):
     assert c2.kd_weight == 0.25 and c2.rampup_epochs == 3
 
 
+def test_short_preset_is_the_measured_structure_over_the_paper_recipe():
+    short = config.resolve_config("cifar100", epochs=10, recipe="short")
+    paper = config.resolve_config("cifar100", epochs=10)
+    assert (short.num_branches, short.aux, short.recipe) == (2, 2, "short")
+    differs = {k for k, v in short.to_dict().items() if paper.to_dict()[k] != v}
+    assert differs == {"num_branches", "aux", "recipe"}
+    # The branch structure is AHBF-OKD's: DML ignores it, explicit options win.
+    assert config.resolve_config("cifar100", recipe="short", method="dml").method == "dml"
+    assert config.resolve_config("cifar100", recipe="short", aux=1).aux == 1
+
+
 def test_a_preset_applies_under_explicit_options(monkeypatch):
     monkeypatch.setitem(
         config.PRESETS, "test", config.Preset("test", {"rampup_epochs": 0, "kd_weight": 0.5})

@@ -274,3 +274,35 @@ def test_bad_array_data_raises_before_training(x, y, error, match):
     with pytest.raises(error, match=match):
         model.evaluate(x, y, verbose=0)
     assert int(to_numpy(model.optimizer.iterations)) == 0
+
+
+def test_every_keras_entry_point():
+    x, y = learnable_images(n=16)
+    model = small_model(rampup_epochs=0)
+    model.compile("sgd", metrics=["accuracy"])
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert {"loss", "ce", "branch_0_accuracy", "ta_2_accuracy", "fusion_1_weight",
+            "accuracy"} <= set(logs)
+    logs = model.test_on_batch(x, y, return_dict=True)
+    assert logs["accuracy"] == pytest.approx(logs["branch_0_accuracy"])
+    assert logs["rampup_weight"] == pytest.approx(0.5)
+    assert model.predict_on_batch(x).shape == (16, K)
+    result = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert result["branch_0_accuracy"] == pytest.approx(logs["branch_0_accuracy"])
+    assert result["loss"] == pytest.approx(logs["loss"], rel=1e-5)
+    assert isinstance(model.evaluate(x, y, verbose=0), list)
+    # The steps leave the inference contract alone.
+    assert tuple(model(x).shape) == (16, K)
+    assert isinstance(model(x, training=True), dict)
+    assert model.predict(x, verbose=0).shape == (16, K)
+
+
+def test_from_config_deserializes_nested_layers():
+    model = small_model()
+    config = model.get_config()
+    assert isinstance(config["trunk"], dict) and isinstance(config["branches"], dict)
+    clone = keras_ahbf.OnlineKDModel.from_config(config)
+    assert clone.num_branches == 3 and clone.built
+    # `__init__` itself takes layers, not their serialized configs.
+    with pytest.raises(TypeError, match="trunk"):
+        keras_ahbf.OnlineKDModel(config["trunk"], model.branches)

@@ -126,3 +126,16 @@ def test_baseline_log_has_no_fusion_figure(tmp_path):
         "accuracy.png", "loss.png", "learning_rate.png"
     ]
     _check_pngs(paths)
+
+
+def test_dml_log_draws_every_peer_and_the_ensemble(tmp_path):
+    rows = [{"epoch": e, "loss": 1.0, "learning_rate": 0.1,
+             **{f"{p}{k}": 0.1 * e for k in ("peer_0_accuracy", "peer_1_accuracy",
+                                              "ensemble_accuracy") for p in ("", "val_")}}
+            for e in range(3)]
+    assert plots._accuracy_names(rows) == [
+        "peer_0_accuracy", "peer_1_accuracy", "ensemble_accuracy"]
+    paths = plots.plot_history(rows, str(tmp_path))
+    assert [os.path.basename(p) for p in paths] == [
+        "accuracy.png", "loss.png", "learning_rate.png"]
+    _check_pngs(paths)

@@ -178,12 +178,12 @@ def test_build_model_defers_to_build_backbone(monkeypatch):
     assert kwargs["input_shape"] == (8, 8, 1) and kwargs["rampup_epochs"] == c.rampup_epochs
 
 
-def test_resnet_fallback_without_get_builder(monkeypatch):
-    monkeypatch.delattr(ahbf_models, "get_builder", raising=False)
-    builder = training.resolve_backbone("resnet14")
-    assert builder.keywords == {"depth": 14}
-    with pytest.raises(ValueError, match="resnet<depth>"):
-        training.resolve_backbone("vgg16")
+def test_resolve_backbone_names_the_valid_ones():
+    assert training.resolve_backbone("ResNet-14").keywords == {"depth": 14}
+    with pytest.raises(ValueError, match="Unknown backbone 'resnet7'.*resnet8"):
+        training.resolve_backbone("resnet7")
+    with pytest.raises(ValueError, match="Received: name=14"):
+        training.resolve_backbone(14)
 
 
 def test_compile_model_and_fit_one_epoch_follow_the_schedule():
@@ -198,16 +198,50 @@ def test_compile_model_and_fit_one_epoch_follow_the_schedule():
     assert float(to_numpy(model.optimizer.learning_rate)) == pytest.approx(0.005)
 
 
-def test_add_coupled_l2_matches_numpy():
+def _np_cross_entropy(logits, labels):
+    logits = logits.astype("float64")
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_p[np.arange(len(labels)), labels]))
+
+
+def test_baseline_coupled_l2_matches_numpy():
     c = _tiny_config(weight_decay=1e-2)
     baseline = training.build_baseline(c, 10, (8, 8, 1))
-    assert isinstance(baseline, keras.Model) and not isinstance(baseline, OnlineKDModel)
+    assert isinstance(baseline, ahbf_models.BaselineModel)
+    assert not isinstance(baseline, OnlineKDModel)
+    training.compile_baseline(baseline, c, steps=2, **FAST)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, 4)
+    logits = baseline(x, training=False)
     weights = [to_numpy(v) for v in baseline.trainable_variables]
-    expected = 0.5 * 1e-2 * sum(float(np.sum(w.astype("float64") ** 2)) for w in weights)
-    got = sum(float(to_numpy(loss)) for loss in baseline.losses)
-    assert got == pytest.approx(expected, rel=1e-5)
-    # Every trainable variable (BatchNorm and biases included) is regularised.
-    assert all(v.regularizer is not None for v in baseline.trainable_variables)
+    l2 = 0.5 * 1e-2 * sum(float(np.sum(w.astype("float64") ** 2)) for w in weights)
+    got = float(to_numpy(baseline.compute_loss(x, y, logits, training=False)))
+    assert got == pytest.approx(_np_cross_entropy(to_numpy(logits), y) + l2, rel=1e-5)
+    # One path: a loss term, not regularizers on the variables.
+    assert not baseline.losses
+    assert all(v.regularizer is None for v in baseline.trainable_variables)
+    # The weight decay is saved with the model.
+    config = baseline.get_config()
+    restored = ahbf_models.BaselineModel.from_config(config)
+    assert isinstance(restored, ahbf_models.BaselineModel) and restored.weight_decay == 1e-2
+    # Without weight decay the loss is the cross-entropy alone.
+    baseline.weight_decay = 0.0
+    got = float(to_numpy(baseline.compute_loss(x, y, logits, training=False)))
+    assert got == pytest.approx(_np_cross_entropy(to_numpy(logits), y), rel=1e-5)
+
+
+def test_baseline_saves_its_weight_decay_and_exports_a_plain_network(tmp_path):
+    baseline = training.build_baseline(_tiny_config(weight_decay=3e-3), 10, (8, 8, 1))
+    path = str(tmp_path / "baseline.keras")
+    baseline.save(path)
+    loaded = keras.saving.load_model(path)
+    assert type(loaded) is ahbf_models.BaselineModel and loaded.weight_decay == 3e-3
+    target = loaded.target_model()
+    assert type(target).__name__ == "Functional" and target.name == baseline.name
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(to_numpy(target(x)), to_numpy(baseline(x)), rtol=1e-5, atol=1e-6)
 
 
 def test_baseline_has_the_target_architecture_and_trains():

@@ -8,6 +8,7 @@ import pytest
 
 import keras_ahbf
 from keras_ahbf import training
+from keras_ahbf.models import BaselineModel
 from keras_ahbf.testing.test_utils import to_numpy
 
 
@@ -31,11 +32,11 @@ def test_sgd_with_coupled_l2_matches_numpy_and_pytorch_form():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(8, 3)).astype("float32")
     t = rng.normal(size=(8, 2)).astype("float32")
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, use_bias=False)])
-    w0 = rng.normal(size=(3, 2)).astype("float32")
-    model.layers[0].kernel.assign(w0)
     wd, mu = 5e-3, 0.9
-    training.add_coupled_l2(model, wd)
+    inputs = keras.Input((3,))
+    model = BaselineModel(inputs, keras.layers.Dense(2, use_bias=False)(inputs), weight_decay=wd)
+    w0 = rng.normal(size=(3, 2)).astype("float32")
+    model.layers[-1].kernel.assign(w0)
     schedule = training.MultiStepLR(0.1, [3], steps_per_epoch=1)  # lr 0.1 x3, then 0.01
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=mu, nesterov=True), loss="mse")
     lrs = [0.1, 0.1, 0.1, 0.01, 0.01]
@@ -46,7 +47,7 @@ def test_sgd_with_coupled_l2_matches_numpy_and_pytorch_form():
     got = []
     for _ in lrs:
         model.train_on_batch(x, t)
-        got.append(to_numpy(model.layers[0].kernel))
+        got.append(to_numpy(model.layers[-1].kernel))
     keras_form = _np_sgd(w0.astype(np.float64), grad, lrs, mu, wd, "keras")
     torch_form = _np_sgd(w0.astype(np.float64), grad, lrs, mu, wd, "torch")
     for g, k in zip(got, keras_form):

@@ -67,11 +67,14 @@ def check_output_path(option: str, path: str, kind: str = "directory") -> str:
     A `kind="directory"` path must be a directory or not exist yet; a
     `kind="file"` path must not be a directory. In both cases no parent of
     `path` may be an existing file (which would end in a
-    `NotADirectoryError` after the work was done).
+    `NotADirectoryError` after the work was done), and the folder that
+    will receive the new entries (the directory itself if it exists, else
+    its nearest existing parent) must be writable. Nothing is written: the
+    permissions are read with `os.access` (which a root user passes).
 
     Args:
         option: str. The command-line option, e.g. `"--output"`.
-        path: str. Its value.
+        path: str. Its value (not empty).
         kind: str. `"directory"` or `"file"`.
 
     Returns:
@@ -80,6 +83,8 @@ def check_output_path(option: str, path: str, kind: str = "directory") -> str:
     Raises:
         CLIError: naming the option and the path.
     """
+    if not isinstance(path, str) or not path.strip():
+        raise CLIError(f"{option} must name a path. Received: {option} {path!r}")
     absolute = os.path.abspath(os.path.expanduser(path))
     if kind == "directory" and os.path.exists(absolute) and not os.path.isdir(absolute):
         raise CLIError(f"{option} {path} is an existing file, not a directory.")
@@ -90,6 +95,10 @@ def check_output_path(option: str, path: str, kind: str = "directory") -> str:
         parent = os.path.dirname(parent)
     if os.path.exists(parent) and not os.path.isdir(parent):
         raise CLIError(f"{option} {path} is below {parent}, which is a file, not a directory.")
+    receiver = absolute if kind == "directory" and os.path.isdir(absolute) else parent
+    if not os.access(receiver, os.W_OK | os.X_OK):
+        where = "" if receiver == absolute else f" (in {receiver})"
+        raise CLIError(f"{option} {path} cannot be written{where}: permission denied.")
     return absolute
 
 

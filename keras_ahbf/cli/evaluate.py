@@ -15,20 +15,22 @@ from keras_ahbf.cli._sources import load_source
 from keras_ahbf.cli.train import check_user_values
 from keras_ahbf.cli.train import jit_setting
 from keras_ahbf.cli.train import preload_backends  # noqa: F401 - used by main.
-from keras_ahbf.online_kd_model import OnlineKDModel
+from keras_ahbf.methods import MutualLearningModel
+from keras_ahbf.methods import OnlineDistillationModel
 
 
 def metric_order(key: str):
-    """Sort key: branches, then assistants, then fusion levels, by number."""
+    """Sort key: branches (or peers), then assistants (or the ensemble), then
+    fusion levels, by number."""
     parts = key.split("_")
-    rank = {"branch": 0, "ta": 1, "fusion": 2}.get(parts[0], 3)
+    rank = {"branch": 0, "peer": 0, "ta": 1, "ensemble": 1, "fusion": 2}.get(parts[0], 3)
     number = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
     return rank, number, key
 
 
 def _check_model_fits(model, dataset: str) -> None:
     info = data.DATASETS[dataset]
-    shaped = model.target_model() if isinstance(model, OnlineKDModel) else model
+    shaped = model.target_model() if isinstance(model, OnlineDistillationModel) else model
     expected = tuple(shaped.input_shape[1:])
     if None not in expected and expected != tuple(info.image_shape):
         raise CLIError(
@@ -65,7 +67,10 @@ def _test_set(dataset: str, data_dir, args):
 def _compile(model) -> str:
     """Compiles `model` for evaluation; returns what kind of model it is."""
     jit = jit_setting("auto")
-    if isinstance(model, OnlineKDModel):
+    if isinstance(model, MutualLearningModel):
+        model.compile(jit_compile=jit)
+        return "DML model (all peers)"
+    if isinstance(model, OnlineDistillationModel):
         model.compile(jit_compile=jit)
         return "AHBF-OKD model (all branches)"
     # A target network, or the network of a --baseline run.
@@ -83,7 +88,8 @@ def _print_report(kind, args, dataset, count, results) -> None:
     for key in sorted(results, key=metric_order):
         if key.endswith("_accuracy"):
             name = key[: -len("_accuracy")]
-            label = {"branch_0": "branch_0 (target)"}.get(name, name)
+            label = {"branch_0": "branch_0 (target)", "peer_0": "peer_0 (target)",
+                     "ensemble": "ensemble (peers' mean)"}.get(name, name)
             if name.startswith("ta_"):
                 label += " (fused teacher)"
             say(f"  {label:<28}{percent(results[key])}")
@@ -114,7 +120,7 @@ def run(args) -> int:
             "kind": kind,
             "dataset": dataset,
             "test_examples": count,
-            "target_top1": results.get("branch_0_accuracy"),
+            "target_top1": results.get(getattr(model, "target_metric", "branch_0_accuracy")),
             "metrics": results,
         })
     return 0

@@ -13,13 +13,13 @@ from keras_ahbf.cli._common import one_line
 from keras_ahbf.cli._common import say
 from keras_ahbf.cli._sources import load_source
 from keras_ahbf.cli.train import preload_backends  # noqa: F401 - used by main.
-from keras_ahbf.online_kd_model import OnlineKDModel
+from keras_ahbf.methods import OnlineDistillationModel
 from keras_ahbf.runs import TARGET_FILE
 
 
 def _destinations(args):
     """`(the .keras file, the SavedModel folder or None)`, checked."""
-    if args.output:
+    if args.output is not None:
         output = args.output
     elif os.path.isdir(args.model):
         output = os.path.join(args.model, TARGET_FILE)
@@ -32,6 +32,13 @@ def _destinations(args):
         return output, None
     saved_model = args.saved_model or output[: -len(".keras")] + "_savedmodel"
     check_output_path("--saved-model", saved_model, kind="directory")
+    if (os.path.isdir(saved_model) and os.listdir(saved_model)
+            and not os.path.isfile(os.path.join(saved_model, "saved_model.pb"))):
+        # Replacing it would delete files that are not an earlier export.
+        raise CLIError(
+            f"--saved-model {saved_model} is a folder with other files in it, not a "
+            "SavedModel; give a new or empty folder (an earlier SavedModel is replaced)."
+        )
     return output, saved_model
 
 
@@ -58,7 +65,7 @@ def run(args) -> int:
     """Runs `keras-ahbf export`; returns the exit code."""
     output, saved_model = _destinations(args)
     model, _ = load_source(args.model)
-    target = model.target_model() if isinstance(model, OnlineKDModel) else model
+    target = model.target_model() if isinstance(model, OnlineDistillationModel) else model
     _io.atomic_save_model(target, output)
     say(f"Target network ({target.count_params():,} parameters) saved to {output}")
     if saved_model is None:

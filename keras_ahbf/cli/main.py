@@ -96,6 +96,10 @@ class Option:
 
 TRAIN_OPTIONS = (
     Option("recipe", _recipe_help(), choices=PRESETS),
+    Option("method", "online-distillation method: ahbf (AHBF-OKD, default) or dml "
+           "(deep mutual learning: --num-peers copies of --backbone; defaults T=1, "
+           "KL weight 1, no ramp-up; see docs/methods.md)", choices=_config.METHODS),
+    Option("num_peers", "dml: number of peer networks (default 2)", int),
     Option("data_dir", "local copy of the data (CIFAR .npz or python-batch folder; "
            "ImageNet manual-download folder)"),
     Option("backbone", "resnet<depth>, e.g. resnet32, or any keras_ahbf.models "
@@ -160,7 +164,8 @@ def _add_train(sub, parents) -> None:
         "train", parents=parents,
         help="train an AHBF-OKD model (resumes an interrupted run in --output)",
         description="Train an AHBF-OKD model (or, with --baseline, its target network "
-        "alone). Defaults are the data set's recipe (CIFAR: the paper's 300 epochs, SGD "
+        "alone; with --method dml, --num-peers copies of it by deep mutual learning, "
+        "docs/methods.md). Defaults are the data set's recipe (CIFAR: the paper's 300 epochs, SGD "
         "0.1 Nesterov, x0.1 at 150/225, wd 5e-4, batch 128, ramp-up 240); with fewer "
         "--epochs the milestones and the ramp-up scale with it unless given. Re-running "
         "the same command with the same --output resumes from the last completed epoch.",
@@ -182,6 +187,10 @@ def _add_train(sub, parents) -> None:
     p.add_argument("--output", help="run directory (default runs/<dataset>-<backbone>-seed<seed>)")
     p.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                    help="0 silent, 1 progress bar (default), 2 one line per epoch")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check everything a run checks (options, --output, an existing "
+                   "run there, the data) and print the resolved configuration; builds "
+                   "no model and writes nothing")
 
 
 def build_parser() -> argparse.ArgumentParser:

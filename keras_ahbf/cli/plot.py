@@ -16,7 +16,9 @@ def run(args) -> int:
         CLIError: for a missing or damaged log, or an `--output` that cannot
             be a folder.
     """
-    out_dir = args.output or os.path.join(args.run_dir, runs.PLOTS_DIR)
+    out_dir = args.output
+    if out_dir is None:
+        out_dir = os.path.join(args.run_dir, runs.PLOTS_DIR)
     check_output_path("--output", out_dir, kind="directory")
     try:
         paths = plots.plot_run(args.run_dir, out_dir)

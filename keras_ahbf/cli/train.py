@@ -69,6 +69,7 @@ class Inputs:
     train_size: int
     evaluated_on: str  # "test" or "validation".
     probe: np.ndarray | None = None
+    evaluation_size: int | None = None  # Unknown for ImageNet.
 
 
 # --------------------------------------------------------------------------
@@ -154,7 +155,10 @@ def load_inputs(config, initial_epoch: int) -> Inputs:
         batch_size=FUSION_PROBE, training=False,
     )
     probe = np.asarray(next(iter(probe))[0])
-    return Inputs(train_ds, eval_ds, len(x_train), "validation" if held_out else "test", probe)
+    return Inputs(
+        train_ds, eval_ds, len(x_train), "validation" if held_out else "test", probe,
+        evaluation_size=len(x_eval),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -178,10 +182,6 @@ def restored_model(output: str, config, jit: bool):
     """The model of the last commit, ready to continue training."""
     model, state = runs.restore(output)
     model.jit_compile = jit
-    if config.baseline:
-        # The baseline's coupled L2 is a regularizer on every variable,
-        # which `.keras` files do not save.
-        training.add_coupled_l2(model, config.weight_decay)
     return model, state
 
 
@@ -191,11 +191,13 @@ def restored_model(output: str, config, jit: bool):
 
 def output_directory(args, config) -> str:
     """`--output` (checked), or the default `runs/<dataset>-<backbone>-seed<seed>`."""
-    if args.output:
+    if args.output is not None:
         return check_output_path("--output", args.output, kind="directory")
     name = f"{config.dataset}-{config.backbone}-seed{config.seed}"
     if config.baseline:
         name += "-baseline"
+    elif config.method != "ahbf":
+        name += f"-{config.method}"
     return check_output_path("--output", os.path.join("runs", name), kind="directory")
 
 
@@ -274,8 +276,21 @@ def run(args) -> int:
     config = train_config(args)
     output = output_directory(args, config)
     dist = make_distribution(args)
+    if getattr(args, "dry_run", False):
+        from keras_ahbf.cli import dry_run  # It imports this module.
+
+        return dry_run.dry_run(config, output, dist)
     with dist.scope():
         return _train_in_scope(args, config, output, dist)
+
+
+def check_global_batch(config, dist) -> None:
+    """Raises unless the global batch splits evenly over the replicas."""
+    if config.batch_size % dist.num_replicas:
+        raise CLIError(
+            f"--batch-size {config.batch_size} (the global batch) must be divisible "
+            f"by the {dist.num_replicas} replicas of --distribute {dist.kind}."
+        )
 
 
 def _describe_start(config, output, state, inputs, dist) -> None:
@@ -284,11 +299,12 @@ def _describe_start(config, output, state, inputs, dist) -> None:
         say(f"Resuming {output} after epoch {done} of {config.epochs} "
             f"(checkpoint {state['checkpoint']}).")
     else:
-        what = (
-            f"the {config.backbone} target network alone (baseline, cross-entropy only)"
-            if config.baseline
-            else f"{config.backbone} with {config.num_branches} branches"
-        )
+        if config.baseline:
+            what = f"the {config.backbone} target network alone (baseline, cross-entropy only)"
+        elif config.method == "dml":
+            what = f"{config.num_peers} {config.backbone} peers by deep mutual learning (DML)"
+        else:
+            what = f"{config.backbone} with {config.num_branches} branches"
         say(f"Training {what} on {config.dataset} ({inputs.train_size} images) for "
             f"{config.epochs} epochs; backend {keras.backend.backend()}; run directory {output}")
     if inputs.evaluated_on == "validation":
@@ -306,11 +322,7 @@ def _train_in_scope(args, config, output, dist) -> int:
     jit = jit_setting(args.jit)
     model = inputs = None
     if done < config.epochs:
-        if config.batch_size % dist.num_replicas:
-            raise CLIError(
-                f"--batch-size {config.batch_size} (the global batch) must be divisible "
-                f"by the {dist.num_replicas} replicas of --distribute {dist.kind}."
-            )
+        check_global_batch(config, dist)
         inputs = load_inputs(config, done)
         steps = training.steps_per_epoch(inputs.train_size, config.batch_size)
         if state:
@@ -357,7 +369,7 @@ def _fit_on_worker(args, config, model, output, inputs, done, dist) -> int:
 def _callbacks(config, output, checkpoint_dir, inputs):
     checkpoint = EpochCheckpoint(checkpoint_dir, metadata={"epochs_planned": config.epochs})
     callbacks = [keras.callbacks.TerminateOnNaN()]
-    if not config.baseline:
+    if not config.baseline and config.method == "ahbf":
         callbacks.append(FusionWeightLogger(inputs.probe))
     callbacks.append(checkpoint)
     writes_output = checkpoint_dir == output  # False on non-chief workers.
@@ -431,9 +443,11 @@ def finalize(output: str, config, state, evaluated_on: str = "test", model=None)
         The summary written.
     """
     if config.baseline:
-        # Already the target network alone; loaded uncompiled, so the
-        # exported file holds no optimizer state.
+        # The target network alone (a `BaselineModel`); loaded uncompiled,
+        # so the exported file holds no optimizer state, and exported as a
+        # plain `keras.Model` that loads with Keras alone.
         target, state = runs.restore(output, compile=False)
+        target = target.target_model(name=f"{config.backbone}_target")
     else:
         if model is None:
             model, state = runs.restore(output, compile=False)
@@ -451,6 +465,9 @@ def format_summary(summary: dict, output: str) -> str:
     if summary.get("kind") == "baseline":
         title = (f"Baseline run finished (target network alone, cross-entropy only): "
                  f"{config['dataset']}, {config['backbone']}")
+    elif summary.get("kind") == "dml":
+        title = (f"DML run finished: {config['dataset']}, {config.get('num_peers')} "
+                 f"{config['backbone']} peers")
     else:
         title = (f"AHBF-OKD run finished: {config['dataset']}, {config['backbone']}, "
                  f"{config['num_branches']} branches (aux {config['aux']})")
@@ -461,11 +478,11 @@ def format_summary(summary: dict, output: str) -> str:
         "",
         f"  {split + ' top-1':<22}{'last':>8}{'best':>9}",
     ]
-    for name, acc in summary["branch_top1"].items():
-        label = f"{name} (target)" if name == "branch_0" else name
+    for name, acc in {**summary["branch_top1"], **summary.get("peer_top1", {})}.items():
+        label = f"{name} (target)" if name in ("branch_0", "peer_0") else name
         lines.append(f"  {label:<22}{percent(acc['last']):>8}{percent(acc['best']):>9}")
     for name, acc in summary["teacher_top1"].items():
-        label = f"{name} (fused teacher)"
+        label = f"{name} (fused teacher)" if name.startswith("ta_") else f"{name} (teacher)"
         lines.append(f"  {label:<22}{percent(acc['last']):>8}{percent(acc['best']):>9}")
     lines.append(f"  best target epoch: {summary['best_epoch']}")
     if summary["fusion_weights"]:

@@ -1,42 +1,31 @@
 """Argument checks and the lazy TensorFlow imports of `keras_ahbf.data`.
 
-TensorFlow and tensorflow-datasets are imported only when a function needs
-them, so that `import keras_ahbf.data` stays cheap.
+The checks are `keras_ahbf.utils.validation`'s (the package's one set),
+plus the two forms the data functions need: an optional integer and a bool
+that may be a NumPy bool. TensorFlow and tensorflow-datasets are imported
+only when a function needs them, so that `import keras_ahbf.data` stays
+cheap.
 """
 
 from __future__ import annotations
 
-import numbers
+import importlib
 import os
 
 import numpy as np
 
+from keras_ahbf.utils import validation
+from keras_ahbf.utils.validation import check_int  # noqa: F401 (re-export)
 
-def check_int(name, value, *, minimum, allow_none=False):
-    """`value` as an int >= `minimum` (or None); TypeError/ValueError else."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"`{name}` must be an integer"
-            + (" or None" if allow_none else "")
-            + f". Received: {name}={value!r} (of type {type(value).__name__})"
-        )
-    if value < minimum:
-        raise ValueError(
-            f"`{name}` must be >= {minimum}. Received: {name}={value!r}"
-        )
-    return int(value)
+
+def check_optional_int(name, value, minimum):
+    """None, or `value` checked by `check_int` (an int >= `minimum`)."""
+    return None if value is None else check_int(name, value, minimum)
 
 
 def check_bool(name, value):
-    """`value` as a bool; TypeError unless it is a (NumPy) bool."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(
-            f"`{name}` must be a bool. Received: {name}={value!r} "
-            f"(of type {type(value).__name__})"
-        )
-    return bool(value)
+    """`keras_ahbf.utils.validation.check_bool`, accepting NumPy bools too."""
+    return validation.check_bool(name, bool(value) if isinstance(value, np.bool_) else value)
 
 
 def check_path(name, value):
@@ -48,30 +37,30 @@ def check_path(name, value):
         )
 
 
+def _import(module, message):
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:  # pragma: no cover - both are dependencies
+        raise ImportError(message) from e
+
+
 def tf():
     """The `tensorflow` module, imported on first use."""
-    try:
-        import tensorflow
-    except ImportError as e:  # pragma: no cover - tensorflow is a dependency
-        raise ImportError(
-            "keras_ahbf.data needs TensorFlow for its tf.data pipelines "
-            "(on every Keras backend). Install it with "
-            "`pip install tensorflow-cpu`."
-        ) from e
-    return tensorflow
+    return _import(
+        "tensorflow",
+        "keras_ahbf.data needs TensorFlow for its tf.data pipelines (on every "
+        "Keras backend). Install it with `pip install tensorflow-cpu`.",
+    )
 
 
 def tfds():
     """The `tensorflow_datasets` module, imported on first use."""
-    try:
-        import tensorflow_datasets
-    except ImportError as e:  # pragma: no cover - tfds is a dependency
-        raise ImportError(
-            "Loading data through tensorflow-datasets needs the "
-            "`tensorflow-datasets` package: `pip install tensorflow-datasets`"
-            ", or pass a local copy with `data_dir=`."
-        ) from e
-    return tensorflow_datasets
+    return _import(
+        "tensorflow_datasets",
+        "Loading data through tensorflow-datasets needs the "
+        "`tensorflow-datasets` package: `pip install tensorflow-datasets`, "
+        "or pass a local copy with `data_dir=`.",
+    )
 
 
 def tfds_data_dir():

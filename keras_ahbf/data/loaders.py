@@ -84,12 +84,8 @@ def load_arrays(
             f"Received: dataset={dataset!r}"
         )
     info = dataset_info(dataset, allowed=("digits", "cifar10", "cifar100"))
-    train_limit = _utils.check_int(
-        "train_limit", train_limit, minimum=1, allow_none=True
-    )
-    test_limit = _utils.check_int(
-        "test_limit", test_limit, minimum=1, allow_none=True
-    )
+    train_limit = _utils.check_optional_int("train_limit", train_limit, 1)
+    test_limit = _utils.check_optional_int("test_limit", test_limit, 1)
     download = _utils.check_bool("download", download)
     _utils.check_path("data_dir", data_dir)
 

@@ -93,14 +93,12 @@ def make_dataset(
     ((32, 8, 8, 1), (32,))
     """
     info = dataset_info(dataset)
-    batch_size = _utils.check_int("batch_size", batch_size, minimum=1)
+    batch_size = _utils.check_int("batch_size", batch_size, 1)
     training = _utils.check_bool("training", training)
     augment = _utils.check_bool("augment", augment)
     drop_remainder = _utils.check_bool("drop_remainder", drop_remainder)
-    shuffle_buffer = _utils.check_int(
-        "shuffle_buffer", shuffle_buffer, minimum=1, allow_none=True
-    )
-    seed = _utils.check_int("seed", seed, minimum=0, allow_none=True)
+    shuffle_buffer = _utils.check_optional_int("shuffle_buffer", shuffle_buffer, 1)
+    seed = _utils.check_optional_int("seed", seed, 0)
     _check_strong_augment(strong_augment, training, augment)
 
     tf = _utils.tf()

@@ -20,6 +20,26 @@ ATTENTION_LAYERS = {
 ATTENTIONS = (None,) + tuple(ATTENTION_LAYERS)
 
 
+def _check_initializer(initializer):
+    """Returns `initializer` unless Keras cannot interpret it (checked now,
+    not when the layer is built)."""
+    if isinstance(initializer, str) and initializer == "default":
+        return initializer
+    resolved = None
+    if not hasattr(initializer, "shape"):  # A tensor fits no kernel shape.
+        try:
+            resolved = keras.initializers.get(initializer)
+        except (ValueError, TypeError):
+            pass
+    if not callable(resolved):
+        raise ValueError(
+            "`kernel_initializer` must be 'default' or a Keras initializer (a name "
+            "such as 'he_normal', an `Initializer` or its config). "
+            f"Received: kernel_initializer={initializer!r}"
+        )
+    return initializer
+
+
 @keras.saving.register_keras_serializable(package="keras_ahbf")
 class AdaptiveFusion(keras.layers.Layer):
     """Fuses two branches with learned, per-sample weights (AHBF-OKD).
@@ -70,9 +90,9 @@ class AdaptiveFusion(keras.layers.Layer):
         `logits_a`.
 
     Raises:
-        ValueError: on an unknown `attention`, or inputs that are not two 4D
-            channels-last feature maps of equal height and width and two
-            logits tensors of equal shape.
+        ValueError: on an unknown `attention` or `kernel_initializer`, or
+            inputs that are not two 4D channels-last feature maps of equal
+            height and width and two logits tensors of equal shape.
 
     Example:
 
@@ -106,7 +126,7 @@ class AdaptiveFusion(keras.layers.Layer):
             )
         self.attention = attention
         self.return_weights = check_bool("return_weights", return_weights)
-        self.kernel_initializer = kernel_initializer
+        self.kernel_initializer = _check_initializer(kernel_initializer)
 
     def _check_inputs(self, input_shape):
         if not isinstance(input_shape, (list, tuple)) or len(input_shape) != 4:

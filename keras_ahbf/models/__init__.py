@@ -1,7 +1,8 @@
 """Model builders: backbones of the AHBF-OKD paper as `OnlineKDModel`s.
 
 Every builder returns an uncompiled, built `OnlineKDModel`;
-`model.target_model()` is the plain single network (the baseline).
+`model.target_model()` is the plain single network (the baseline;
+`BaselineModel` trains it alone with the same coupled L2).
 `build_backbone(name, **kwargs)` builds one by name (what the
 `keras-ahbf` command uses) and `from_backbone` turns any functional Keras
 network into an AHBF-OKD model.
@@ -9,6 +10,7 @@ network into an AHBF-OKD model.
 
 import functools
 
+from keras_ahbf.models.baseline_model import BaselineModel
 from keras_ahbf.models.custom_backbone import from_backbone
 from keras_ahbf.models.densenet_cifar import densenet_cifar
 from keras_ahbf.models.densenet_cifar import densenet_cifar_trunk
@@ -123,6 +125,7 @@ def build_backbone(name: str, **kwargs):
 
 __all__ = [
     "BACKBONES",
+    "BaselineModel",
     "available_backbones",
     "build_backbone",
     "densenet_cifar",

@@ -9,7 +9,8 @@ The last two print one run (single device, or this process's worker of a
 MultiWorkerMirroredStrategy cluster given by TF_CONFIG) and save its weights
 to OUT.npz, so a test can compare processes.
 BatchNorm layers are frozen (inference mode) in both runs, so the per-replica
-batch statistics of tf.distribute cannot cause a difference.
+batch statistics of tf.distribute cannot cause a difference. The engines are
+`keras_ahbf.make_distribution`'s: this module imports no backend itself.
 """
 
 import json
@@ -48,43 +49,37 @@ def run(scope):
 def main():
     import contextlib
 
+    from keras_ahbf.distribution import make_distribution
+
     if ENGINE == "tf_mirrored":
-        import tensorflow as tf
-
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-        )
+        # Created first: it splits the CPU into 2 logical devices, which
+        # TensorFlow allows only before it starts.
+        distribution = make_distribution("mirrored", cpu_devices=2)
         single = run(contextlib.nullcontext())
-        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-        replicas = strategy.num_replicas_in_sync
-        multi = run(strategy.scope())
+        multi = run(distribution.scope())
     elif ENGINE == "jax_data_parallel":
-        import jax
-
+        # XLA_FLAGS (2 host devices) was set above, before JAX started.
         single = run(contextlib.nullcontext())
-        devices = jax.devices()
-        replicas = len(devices)
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        distribution = make_distribution("data-parallel")  # Sets it globally.
         multi = run(contextlib.nullcontext())
     elif ENGINE in ("single", "tf_multi_worker"):
         if ENGINE == "single":
-            replicas, result = 1, run(contextlib.nullcontext())
+            distribution = make_distribution("none")
         else:
-            import tensorflow as tf
-
-            strategy = tf.distribute.MultiWorkerMirroredStrategy()
-            replicas, result = strategy.num_replicas_in_sync, run(strategy.scope())
+            distribution = make_distribution("multi-worker")  # Cluster from TF_CONFIG.
+        result = run(distribution.scope())
         np.savez(sys.argv[2], *result[2])
         print(json.dumps({
-            "replicas": replicas, "eval_loss": result[0], "train_loss": result[1],
+            "replicas": distribution.num_replicas,
+            "eval_loss": result[0],
+            "train_loss": result[1],
         }))
         return
     else:
         raise SystemExit(f"unknown engine {ENGINE!r}")
     diff = max(float(np.abs(a - b).max()) for a, b in zip(single[2], multi[2]))
     print(json.dumps({
-        "replicas": replicas,
+        "replicas": distribution.num_replicas,
         "eval_loss": [single[0], multi[0]],
         "train_loss": [single[1], multi[1]],
         "max_weight_diff": diff,

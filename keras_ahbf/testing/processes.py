@@ -1,5 +1,6 @@
-"""Subprocess helpers of the distribution tests (a backend fixes its devices
-when it starts, so every multi-device run is a fresh process)."""
+"""Subprocess helpers of the tests: a backend fixes its devices when it
+starts, so every multi-device run is a fresh process, and so is every check
+of what an import loads."""
 
 import os
 import socket
@@ -39,3 +40,27 @@ def repository_env(root, **extra):
     env.pop("XLA_FLAGS", None)
     env.update(extra)
     return env
+
+
+def modules_imported_by(statement, modules=("keras", "tensorflow", "jax", "torch")):
+    """Which of `modules` a fresh Python process has imported after `statement`.
+
+    Args:
+        statement: str. Python code to run, e.g. `"import keras_ahbf.data"`.
+        modules: names of the modules to look for.
+
+    Returns:
+        The sorted list of those found in `sys.modules`.
+    """
+    import json
+    import sys
+
+    code = (
+        f"import json, sys\n{statement}\n"
+        f"print(json.dumps(sorted(set({list(modules)!r}) & set(sys.modules))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        check=True, env=dict(os.environ),
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])

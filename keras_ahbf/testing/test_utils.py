@@ -18,52 +18,14 @@ def trainable_count(model_or_layer) -> int:
 
 
 def gradients(fn, inputs):
-    """`d fn(*inputs) / d inputs` on the current backend.
+    """`d fn(*inputs) / d inputs` on the current backend, as NumPy arrays.
 
-    Keras has no backend-independent gradient function, so this one calls
-    the backend's own (imported lazily: TensorFlow, JAX or PyTorch).
-
-    Args:
-        fn: callable. Takes one tensor per input, returns a scalar tensor.
-        inputs: list of NumPy arrays.
-
-    Returns:
-        A list of NumPy arrays, the gradient for each input (zeros where
-        `fn` does not depend on it).
-
-    Raises:
-        NotImplementedError: on another backend.
+    `keras_ahbf.distribution.gradients.gradients`, where the backend imports
+    are allowed; see it for the arguments.
     """
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
+    from keras_ahbf.distribution.gradients import gradients as backend_gradients
 
-        variables = [tf.Variable(x) for x in inputs]
-        with tf.GradientTape() as tape:
-            out = fn(*variables)
-        grads = tape.gradient(out, variables)
-        return [
-            np.zeros_like(x) if g is None else g.numpy()
-            for x, g in zip(inputs, grads)
-        ]
-    if backend == "jax":
-        import jax
-
-        grads = jax.grad(lambda *a: fn(*a), argnums=tuple(range(len(inputs))))(
-            *[jax.numpy.asarray(x) for x in inputs]
-        )
-        return [np.asarray(g) for g in grads]
-    if backend == "torch":
-        import torch
-
-        tensors = [torch.tensor(x, requires_grad=True) for x in inputs]
-        out = fn(*tensors)
-        grads = torch.autograd.grad(out, tensors, allow_unused=True)
-        return [
-            np.zeros_like(x) if g is None else g.detach().cpu().numpy()
-            for x, g in zip(inputs, grads)
-        ]
-    raise NotImplementedError(backend)
+    return backend_gradients(fn, inputs)
 
 
 def learnable_images(n=192, size=8, num_classes=4, seed=0):

@@ -42,7 +42,11 @@ def check_float(
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"`{name}` must be a number. Received: {name}={value!r}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # An int beyond the float range.
+        finite = False
+    if not finite:
         raise ValueError(f"`{name}` must be a finite number. Received: {name}={value}")
     if minimum is not None and (value < minimum or (exclusive and value == minimum)):
         op = ">" if exclusive else ">="

@@ -49,6 +49,18 @@ def test_export(run_dir, tmp_path, capsys):
     assert not [n for n in os.listdir(tmp_path / "export") if _io.TMP_MARKER in n]
 
 
+def test_export_refuses_a_saved_model_folder_with_other_files(run_dir, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    out = str(tmp_path / "t.keras")
+    assert cli.main(["export", run_dir, "--output", out, "--saved-model", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "--saved-model" in err and "Traceback" not in err
+    assert (folder / "keep.txt").read_text() == "mine"  # nothing deleted
+    assert sorted(os.listdir(tmp_path)) == ["photos"]  # nothing written
+
+
 def test_export_without_saved_model(run_dir, tmp_path):
     out = str(tmp_path / "t.keras")
     assert cli.main(["export", run_dir, "--output", out, "--no-saved-model"]) == 0

@@ -18,6 +18,7 @@ from keras_ahbf import _io
 from keras_ahbf import cli
 from keras_ahbf import runs
 from keras_ahbf import training
+from keras_ahbf.models import BaselineModel
 from keras_ahbf.testing.test_utils import to_numpy
 from keras_ahbf.testing.data_files import tiny_cifar_npz
 
@@ -139,6 +140,11 @@ def test_baseline_end_to_end(tiny, tmp_path, capsys):
     # target network alone, deployable as is.
     target = keras.saving.load_model(os.path.join(run, "target.keras"))
     assert getattr(target, "optimizer", None) is None
+    assert not isinstance(target, BaselineModel)  # a plain network: loads with Keras alone
+    # The checkpoint keeps its coupled L2 (a resumed run goes on with it).
+    restored, _ = runs.restore(run, compile=False)
+    assert isinstance(restored, BaselineModel)
+    assert restored.weight_decay == summary["config"]["weight_decay"] > 0
     x = np.random.default_rng(0).normal(size=(3, 8, 8, 1)).astype("float32")
     assert to_numpy(target(x)).shape == (3, 10)
 

@@ -1,13 +1,10 @@
 """`keras_ahbf.data.datasets`: the registry and its statistics; cheap import."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from keras_ahbf import data as D
+from keras_ahbf.testing.processes import modules_imported_by
 
 CIFAR10_STD = np.array([0.2470, 0.2435, 0.2616], np.float32)
 
@@ -38,13 +35,5 @@ def test_public_names():
 
 
 def test_import_loads_no_backend():
-    code = (
-        "import sys, keras_ahbf.data; "
-        "print(sorted({'keras', 'tensorflow', 'tensorflow_datasets', 'jax', "
-        "'torch'} & set(sys.modules)))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True,
-        check=True, env={**os.environ},
-    )
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    modules = ("keras", "tensorflow", "tensorflow_datasets", "jax", "torch")
+    assert modules_imported_by("import keras_ahbf.data", modules) == []

@@ -5,10 +5,6 @@ when a backend starts); that is tested in `test_data_parallel.py` and
 `test_cli_distribute.py`.
 """
 
-import os
-import subprocess
-import sys
-
 import keras
 import numpy as np
 import pytest
@@ -16,6 +12,7 @@ import pytest
 from keras_ahbf import distribution
 from keras_ahbf.distribution import make_distribution
 from keras_ahbf.distribution import scale_loss_for_distribution
+from keras_ahbf.testing.processes import modules_imported_by
 
 BACKEND = keras.backend.backend()
 AVAILABLE = {
@@ -64,12 +61,4 @@ def test_loss_is_not_scaled_on_one_device():
 
 
 def test_import_starts_no_backend():
-    code = (
-        "import sys; from keras_ahbf.distribution import KINDS; "
-        "print(sorted({'keras', 'tensorflow', 'jax', 'torch'} & set(sys.modules)))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True,
-        check=True, env={**os.environ},
-    )
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert modules_imported_by("from keras_ahbf.distribution import KINDS") == []

@@ -28,27 +28,29 @@ _TF_CONFIGS = {
 }
 
 
-@pytest.mark.skipif(BACKEND != "tensorflow", reason="TF_CONFIG is tf.distribute's")
 @pytest.mark.parametrize("name", list(_TF_CONFIGS))
-def test_multi_worker_needs_a_valid_tf_config(name, monkeypatch):
+@pytest.mark.parametrize(
+    "check",
+    [
+        pytest.param(
+            lambda: make_distribution("multi-worker"),
+            id="make_distribution",
+            marks=pytest.mark.skipif(
+                BACKEND != "tensorflow", reason="TF_CONFIG is tf.distribute's"
+            ),
+        ),
+        # Read before TensorFlow starts: no backend needed.
+        pytest.param(tf_distribution.tf_config_task, id="tf_config_task"),
+    ],
+)
+def test_multi_worker_needs_a_valid_tf_config(name, check, monkeypatch):
     value = _TF_CONFIGS[name]
     if value is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)
     else:
         monkeypatch.setenv("TF_CONFIG", value)
     with pytest.raises(ValueError, match=r"TF_CONFIG"):
-        make_distribution("multi-worker")
-
-
-@pytest.mark.parametrize("name", list(_TF_CONFIGS))
-def test_tf_config_is_read_without_tensorflow(name, monkeypatch):
-    value = _TF_CONFIGS[name]
-    if value is None:
-        monkeypatch.delenv("TF_CONFIG", raising=False)
-    else:
-        monkeypatch.setenv("TF_CONFIG", value)
-    with pytest.raises(ValueError, match=r"TF_CONFIG"):
-        tf_distribution.tf_config_task()
+        check()
 
 
 def test_multi_worker_chief_index(monkeypatch):

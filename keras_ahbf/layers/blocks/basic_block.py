@@ -97,6 +97,18 @@ class BasicBlock(keras.layers.Layer):
         conv.build(shape)
         return conv.compute_output_shape(shape)
 
+    def _build_conv_bn(self, index, filters, size, strides, shape):
+        """Creates and builds `conv<index>` and `bn<index>` for inputs of `shape`.
+
+        Returns:
+            `(conv, bn, output shape)`.
+        """
+        conv = self._conv(filters, size, strides, f"conv{index}")
+        shape = self._build_conv(conv, shape)
+        bn = _utils.batch_norm(f"bn{index}", self.dtype_policy)
+        bn.build(shape)
+        return conv, bn, shape
+
     def _shortcut_layers(self, input_shape, out_channels):
         """Creates the projection shortcut when the shape changes."""
         if self.strides == 1 and input_shape[-1] == out_channels:
@@ -116,14 +128,10 @@ class BasicBlock(keras.layers.Layer):
     def build(self, input_shape):
         _utils.check_rank4_channels_last("inputs", input_shape)
         input_shape = tuple(input_shape)
-        self.conv1 = self._conv(self.filters, 3, self.strides, "conv1")
-        shape = self._build_conv(self.conv1, input_shape)
-        self.bn1 = _utils.batch_norm("bn1", self.dtype_policy)
-        self.bn1.build(shape)
-        self.conv2 = self._conv(self.filters, 3, 1, "conv2")
-        self.conv2.build(shape)
-        self.bn2 = _utils.batch_norm("bn2", self.dtype_policy)
-        self.bn2.build(shape)
+        self.conv1, self.bn1, shape = self._build_conv_bn(
+            1, self.filters, 3, self.strides, input_shape
+        )
+        self.conv2, self.bn2, _ = self._build_conv_bn(2, self.filters, 3, 1, shape)
         self._shortcut_layers(input_shape, self.filters)
         self.built = True
 

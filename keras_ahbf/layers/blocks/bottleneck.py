@@ -53,19 +53,11 @@ class Bottleneck(BasicBlock):
         _utils.check_rank4_channels_last("inputs", input_shape)
         input_shape = tuple(input_shape)
         out_channels = self.filters * self.expansion
-        self.conv1 = self._conv(self.filters, 1, 1, "conv1")
-        self.conv1.build(input_shape)
-        shape = self.conv1.compute_output_shape(input_shape)
-        self.bn1 = _utils.batch_norm("bn1", self.dtype_policy)
-        self.bn1.build(shape)
-        self.conv2 = self._conv(self.filters, 3, self.strides, "conv2")
-        shape = self._build_conv(self.conv2, shape)
-        self.bn2 = _utils.batch_norm("bn2", self.dtype_policy)
-        self.bn2.build(shape)
-        self.conv3 = self._conv(out_channels, 1, 1, "conv3")
-        self.conv3.build(shape)
-        self.bn3 = _utils.batch_norm("bn3", self.dtype_policy)
-        self.bn3.build(shape[:3] + (out_channels,))
+        self.conv1, self.bn1, shape = self._build_conv_bn(1, self.filters, 1, 1, input_shape)
+        self.conv2, self.bn2, shape = self._build_conv_bn(
+            2, self.filters, 3, self.strides, shape
+        )
+        self.conv3, self.bn3, _ = self._build_conv_bn(3, out_channels, 1, 1, shape)
         self._shortcut_layers(input_shape, out_channels)
         self.built = True
 
