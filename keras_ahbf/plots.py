@@ -132,7 +132,8 @@ def _plot_accuracy(rows, path):
     ax.set_title("Accuracy per branch or peer (solid) and fused teacher or ensemble "
                  "(dashed); faint: training")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    if ax.get_legend_handles_labels()[0]:  # a log may lack these columns
+        ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)
 
 
@@ -151,7 +152,8 @@ def _plot_losses(rows, path):
     ax.set_yscale("log")
     ax.set_title("Loss terms (solid: training, dashed: test)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    if ax.get_legend_handles_labels()[0]:  # a log may lack these columns
+        ax.legend(fontsize=8, ncol=2)
     xs, ys = _series(rows, "rampup_weight")
     ax_w.plot(xs, ys, color="k")
     ax_w.set_xlabel("epoch")
@@ -240,7 +242,8 @@ def _plot_fusion(rows, path):
     ax.set_title("Adaptive fusion weights per level (1 - w goes to the new branch);\n"
                  "band: +- std of the per-image weights", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
+    if ax.get_legend_handles_labels()[0]:  # a log may lack these columns
+        ax.legend(fontsize=8, ncol=2)
     return _save(fig, path)
 
 
