@@ -8,6 +8,7 @@ from keras_ahbf.layers import _utils
 from keras_ahbf.layers.adaptive_fusion import AdaptiveFusion
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.methods.online_distillation_model import OnlineDistillationModel
+from keras_ahbf.utils.validation import check_bool
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -150,12 +151,7 @@ class OnlineKDModel(OnlineDistillationModel):
         self.kd_weight = _utils.check_float("kd_weight", kd_weight, 0.0)
         self.lambda_ta = _utils.check_float("lambda_ta", lambda_ta, 0.0)
         self.lambda_branch = _utils.check_float("lambda_branch", lambda_branch, 0.0)
-        if not isinstance(stop_teacher_gradient, bool):
-            raise TypeError(
-                "`stop_teacher_gradient` must be a bool. Received: "
-                f"stop_teacher_gradient={stop_teacher_gradient!r}"
-            )
-        self.stop_teacher_gradient = stop_teacher_gradient
+        self.stop_teacher_gradient = check_bool("stop_teacher_gradient", stop_teacher_gradient)
         self.aux_ce_weight = _utils.check_float("aux_ce_weight", aux_ce_weight, 0.0)
         self.fused_ce_weight = _utils.check_float("fused_ce_weight", fused_ce_weight, 0.0)
 

@@ -22,6 +22,7 @@ from keras_ahbf.losses import _check_number
 from keras_ahbf.losses import _check_sample_weight
 from keras_ahbf.losses import _merge_shapes
 from keras_ahbf.methods.online_distillation_model import OnlineDistillationModel
+from keras_ahbf.utils.validation import check_bool
 
 __all__ = [
     "MutualLearningModel",
@@ -255,12 +256,7 @@ class MutualLearningModel(OnlineDistillationModel):
             "temperature", temperature, 0.0, exclusive=True
         )
         self.kd_weight = _utils.check_float("kd_weight", kd_weight, 0.0)
-        if not isinstance(stop_teacher_gradient, bool):
-            raise TypeError(
-                "`stop_teacher_gradient` must be a bool. Received: "
-                f"stop_teacher_gradient={stop_teacher_gradient!r}"
-            )
-        self.stop_teacher_gradient = stop_teacher_gradient
+        self.stop_teacher_gradient = check_bool("stop_teacher_gradient", stop_teacher_gradient)
         self.peers = list(peers)
         self.num_peers = len(self.peers)
         self._num_classes = None
