@@ -14,6 +14,10 @@ Usage:
     python experiments/gain_vs_budget.py --data /path/to/cifar100.npz \
         --epochs 5 10 20 --rows short --seeds 0 1 --output runs/curve
 
+`--previous docs/gain_vs_budget.json` adds the points measured earlier (the
+curve's data as committed) at the budgets not run now, so the curve grows one
+budget at a time; every point keeps its `source`.
+
 Writes `<output>/curve.json`, `<output>/curve.md` and the plot
 (`<output>/gain_vs_budget.png`, or `--plot PATH`): the gain (mean over
 seeds of the per-seed difference, bars: its standard deviation) and the
@@ -51,6 +55,9 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--output", default="runs/curve")
     p.add_argument("--plot", help="PNG path (default <output>/gain_vs_budget.png)")
+    p.add_argument("--previous", help="a curve.json of earlier runs (e.g. "
+                   "docs/gain_vs_budget.json): its points at budgets not in --epochs are "
+                   "kept in the report and the plot, marked with their source")
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return p.parse_args(argv)
 
@@ -75,9 +82,29 @@ def _points(args):
             points[row].append(dict(
                 epochs=epochs, mean=mean, std=std, gain_mean=gain_mean, gain_std=gain_std,
                 minutes=sum(r["train_time_seconds"] for r in runs) / 60 / len(runs),
-                values=values,
+                values=values, seeds=list(args.seeds),
             ))
     return points
+
+
+def _merge_previous(report, previous, source):
+    """Adds `previous`'s points at the budgets `report` did not run (same rows and data)."""
+    s, p = report["settings"], previous["settings"]
+    for key in ("dataset", "backbone", "train_images", "batch_size"):
+        if s[key] != p[key]:
+            raise SystemExit(f"--previous {source} has {key}={p[key]!r}, this run {s[key]!r}")
+    if set(previous["points"]) != set(report["points"]):
+        raise SystemExit(f"--previous {source} has rows {sorted(previous['points'])}, "
+                         f"this run {sorted(report['points'])}")
+    new = set(s["epochs"])
+    for row, points in report["points"].items():
+        kept = [dict(pt, source=pt.get("source", source)) for pt in previous["points"][row]
+                if pt["epochs"] not in new]
+        points[:] = sorted(kept + points, key=lambda pt: pt["epochs"])
+    s["epochs"] = sorted(new | {pt["epochs"] for pt in previous["points"]["alone"]})
+    s["seeds_per_budget"] = {
+        str(pt["epochs"]): pt.get("seeds", s["seeds"]) for pt in report["points"]["alone"]
+    }
 
 
 def plot(report, path):
@@ -130,6 +157,11 @@ def to_markdown(report):
     lines += ["", f"Command: `{report['command']}`", "",
               f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, "
               f"Keras {m['versions'].get('keras')} (backend {m['backend']})."]
+    earlier = {pt["epochs"]: pt["source"] for pts in report["points"].values()
+               for pt in pts if pt.get("source")}
+    for source in sorted(set(earlier.values())):
+        budgets = sorted(e for e, src in earlier.items() if src == source)
+        lines += ["", f"Epochs {budgets}: from {source}."]
     return "\n".join(lines) + "\n"
 
 
@@ -152,6 +184,8 @@ def main(argv=None):
         + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine(),
     }
+    if args.previous:
+        _merge_previous(report, _io.read_json(args.previous), args.previous)
     _io.atomic_write_json(os.path.join(args.output, "curve.json"), report)
     markdown = to_markdown(report)
     _io.atomic_write_text(os.path.join(args.output, "curve.md"), markdown)

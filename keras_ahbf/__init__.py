@@ -18,7 +18,11 @@ __version__ = "0.1.0"
 
 # Public name -> (module, attribute or None for the module itself).
 _LAZY = {
+    "CollaborativeLearningModel": ("keras_ahbf.methods", "CollaborativeLearningModel"),
+    "KDCLModel": ("keras_ahbf.methods", "KDCLModel"),
     "MutualLearningModel": ("keras_ahbf.methods", "MutualLearningModel"),
+    "NativeEnsembleModel": ("keras_ahbf.methods", "NativeEnsembleModel"),
+    "OKDDipModel": ("keras_ahbf.methods", "OKDDipModel"),
     "OnlineDistillationModel": ("keras_ahbf.methods", "OnlineDistillationModel"),
     "OnlineKDModel": ("keras_ahbf.online_kd_model", "OnlineKDModel"),
     "RampupCallback": ("keras_ahbf.callbacks", "RampupCallback"),

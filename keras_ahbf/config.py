@@ -74,8 +74,195 @@ class DMLDefaults:
 
 DML = DMLDefaults()
 
+
+@dataclasses.dataclass(frozen=True)
+class ONEDefaults:
+    """The ONE options of the authors' CIFAR code (Lan et al., NeurIPS 2018).
+
+    `cifar_one.py` / `scripts/ONE_ResNet32.sh` of
+    github.com/Lan1991Xu/ONE_NeurIPS2018: 3 branches on shared low-level
+    layers, temperature 3, KL weight 1, the gated ensemble detached, and the
+    sigmoid ramp-up `exp(-5 (1 - t)^2)` over 80 of the 300 epochs
+    (`--consistency_rampup 80`; the paper mentions no ramp-up).
+    """
+
+    temperature: float = 3.0
+    kd_weight: float = 1.0
+    stop_teacher_gradient: bool = True
+    rampup_epochs: int = 80
+    num_peers: int = 3
+
+
+ONE = ONEDefaults()
+
+
+@dataclasses.dataclass(frozen=True)
+class CLILRDefaults:
+    """The CL-ILR options (Song and Chai, NeurIPS 2018; no official code).
+
+    As the paper's `beta = 0.5`, `T = 2` and the MCL-OKD reimplementation
+    (github.com/winycg/MCL-OKD, `main_cifar_cl_ilr.py`): 4 heads, each
+    head's loss `0.5 * CE + 0.5 * T^2 KL(target || head)` (`ce_weight` and
+    `kd_weight` 0.5), the target the softened mean of the other heads'
+    logits, detached, no ramp-up, the gradient into the shared layers
+    rescaled by 1/4 (`ilr`).
+    """
+
+    temperature: float = 2.0
+    kd_weight: float = 0.5
+    stop_teacher_gradient: bool = True
+    rampup_epochs: int = 0
+    num_peers: int = 4
+    ce_weight: float = 0.5
+    ilr: bool = True
+
+
+CL_ILR = CLILRDefaults()
+
+
+@dataclasses.dataclass(frozen=True)
+class OKDDipDefaults:
+    """The OKDDip options of the authors' CIFAR code (Chen et al., AAAI 2020).
+
+    `train_GL.py` of github.com/DefangChen/OKDDip-AAAI2020: 4 branches on
+    shared low-level layers (3 auxiliary peers and the group leader),
+    temperature 3, distillation weight 1 (`alpha`), nothing detached (the
+    attention projections learn through the distillation terms), the
+    sigmoid ramp-up `exp(-5 (1 - t)^2)` over 80 epochs (`--length 80`),
+    query/key projections of `channels // 8` units (`factor=8`).
+    """
+
+    temperature: float = 3.0
+    kd_weight: float = 1.0
+    stop_teacher_gradient: bool = False
+    rampup_epochs: int = 80
+    num_peers: int = 4
+    attention_reduction: int = 8
+
+
+OKDDIP = OKDDipDefaults()
+
+# `TrainConfig.kdcl_ensemble` values: how KDCL builds its teacher's logits.
+KDCL_ENSEMBLES = ("minlogit", "naive", "best")
+
+
+@dataclasses.dataclass(frozen=True)
+class KDCLDefaults:
+    """The KDCL options (Guo et al., CVPR 2020; no official code).
+
+    Two peers, the MinLogit ensemble teacher, detached, distillation weight
+    1, no ramp-up, temperature 2, and an independent random flip and
+    4-pixel translation of every peer's input but peer 0's (see
+    `keras_ahbf.methods.kdcl`; docs/methods.md says which of these could be
+    checked against the paper).
+    """
+
+    temperature: float = 2.0
+    kd_weight: float = 1.0
+    stop_teacher_gradient: bool = True
+    rampup_epochs: int = 0
+    num_peers: int = 2
+    ensemble: str = "minlogit"
+    peer_augmentation: bool = True
+    augmentation_padding: int = 4
+
+
+KDCL = KDCLDefaults()
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """One training method of `TrainConfig.method` (the `--method` option).
+
+    The command line, `keras_ahbf.training.build_model`, the run summary
+    and the plots read a method's name, defaults and builder from here, so
+    adding a method is one entry of `METHOD_SPECS` (and its module).
+
+    Attributes:
+        name: str. The `--method` value.
+        title: str. What the method is, for messages ("deep mutual
+            learning (DML)").
+        short: str. Its short name ("DML").
+        builder: str. `"module:function"`, imported only when a model is
+            built: `function(backbone, num_classes, input_shape=..., **kw)`
+            with `kw` the shared options of `PEER_MODEL_OPTIONS` and the
+            method's own `options`.
+        defaults: the method's published options (temperature, kd_weight,
+            stop_teacher_gradient, rampup_epochs of the 300-epoch CIFAR
+            recipe, scaled with `epochs`, and num_peers).
+        options: tuple of str. The `TrainConfig` fields the method reads
+            beyond the shared ones; refused with every other method.
+        network_word: str. What its networks are called in messages
+            ("peers", "branches").
+    """
+
+    name: str
+    title: str
+    short: str
+    builder: str
+    defaults: object
+    options: tuple = ("num_peers",)
+    network_word: str = "peers"
+
+
+# The shared options every peer-based method's builder takes.
+PEER_MODEL_OPTIONS = (
+    "temperature",
+    "kd_weight",
+    "stop_teacher_gradient",
+    "rampup_epochs",
+    "rampup_shape",
+    "weight_decay",
+)
+
+# Every method but AHBF-OKD (whose options are `KD_OPTIONS`), by `--method` name.
+METHOD_SPECS = {
+    "dml": MethodSpec(
+        name="dml",
+        title="deep mutual learning (DML)",
+        short="DML",
+        builder="keras_ahbf.methods.dml:dml_from_backbone",
+        defaults=DML,
+    ),
+    "one": MethodSpec(
+        name="one",
+        title="on-the-fly native ensemble (ONE)",
+        short="ONE",
+        builder="keras_ahbf.methods.one:one_from_backbone",
+        defaults=ONE,
+        options=("num_peers",),
+        network_word="branches",
+    ),
+    "cl-ilr": MethodSpec(
+        name="cl-ilr",
+        title="collaborative learning with ILR sharing (CL-ILR)",
+        short="CL-ILR",
+        builder="keras_ahbf.methods.cl_ilr:cl_ilr_from_backbone",
+        defaults=CL_ILR,
+        options=("num_peers",),
+        network_word="heads",
+    ),
+    "okddip": MethodSpec(
+        name="okddip",
+        title="online knowledge distillation with diverse peers (OKDDip)",
+        short="OKDDip",
+        builder="keras_ahbf.methods.okddip:okddip_from_backbone",
+        defaults=OKDDIP,
+        options=("num_peers",),
+        network_word="branches",
+    ),
+    "kdcl": MethodSpec(
+        name="kdcl",
+        title="knowledge distillation via collaborative learning (KDCL)",
+        short="KDCL",
+        builder="keras_ahbf.methods.kdcl:kdcl_from_backbone",
+        defaults=KDCL,
+        options=("num_peers", "kdcl_ensemble"),
+    ),
+}
+
 # The training methods of `TrainConfig.method` (the `--method` option).
-METHODS = ("ahbf", "dml")
+METHODS = ("ahbf", *METHOD_SPECS)
 # Options only AHBF-OKD uses: refused when given with another method.
 AHBF_ONLY_OPTIONS = (
     "num_branches",
@@ -87,8 +274,8 @@ AHBF_ONLY_OPTIONS = (
     "fused_ce_weight",
     "baseline",
 )
-# Options only the peer-based methods use: refused with `method="ahbf"`.
-PEER_OPTIONS = ("num_peers",)
+# Options only the peer-based methods use: refused with a method not reading them.
+PEER_OPTIONS = tuple(sorted({o for spec in METHOD_SPECS.values() for o in spec.options}))
 
 # Ramp-up shapes of the distillation weight w(epoch), t = min(epoch, R) / R:
 # "exp" is the paper's 0.5 * exp(-5 (1 - t)^2); "linear" is 0.5 * t.
@@ -214,6 +401,7 @@ class TrainConfig:
     validation_split: float = 0.0
     method: str = "ahbf"
     num_peers: int = DML.num_peers
+    kdcl_ensemble: str = KDCL.ensemble
 
     def to_dict(self):
         d = dataclasses.asdict(self)
@@ -230,11 +418,10 @@ class TrainConfig:
         """The `OnlineKDModel` keyword arguments of this configuration."""
         return {name: getattr(self, name) for name in KD_OPTIONS}
 
-    def dml_options(self):
-        """The `keras_ahbf.methods.MutualLearningModel` keyword arguments."""
-        names = ("temperature", "kd_weight", "stop_teacher_gradient",
-                 "rampup_epochs", "rampup_shape", "weight_decay")
-        return {name: getattr(self, name) for name in names}
+    def method_options(self):
+        """The keyword arguments of the method's builder (`METHOD_SPECS`), not AHBF-OKD's."""
+        spec = METHOD_SPECS[self.method]
+        return {name: getattr(self, name) for name in (*PEER_MODEL_OPTIONS, *spec.options)}
 
 
 def scale_epochs(value, epochs, base_epochs):
@@ -272,10 +459,11 @@ def resolve_config(dataset, **options):
             `rampup_epochs` scale with `epochs` when neither the options nor
             the preset give them. `method` (`METHODS`, default `"ahbf"`)
             picks the training method; its published defaults fill the
-            distillation options (`DML` for `"dml"`: temperature 1, weight
-            1, detached peers, no ramp-up). The options of AHBF-OKD alone
-            (`AHBF_ONLY_OPTIONS`) are refused with another method, and
-            `num_peers` with `"ahbf"`.
+            distillation options (`METHOD_SPECS[method].defaults`, e.g.
+            `DML`: temperature 1, weight 1, detached peers, no ramp-up). The
+            options of AHBF-OKD alone (`AHBF_ONLY_OPTIONS`) are refused with
+            another method, and each method's own options (`num_peers`, ...)
+            with a method that does not read them.
 
     Returns:
         A `TrainConfig`.
@@ -304,14 +492,18 @@ def resolve_config(dataset, **options):
         raise ValueError(f"Unknown training option(s): {unknown}")
     method = check_choice("method", options.get("method") or "ahbf", METHODS)
     explicit = {k for k, v in options.items() if v is not None and v is not False}
-    foreign = AHBF_ONLY_OPTIONS if method != "ahbf" else PEER_OPTIONS
+    spec = METHOD_SPECS.get(method)
+    if spec is None:
+        foreign = PEER_OPTIONS
+    else:
+        foreign = AHBF_ONLY_OPTIONS + tuple(o for o in PEER_OPTIONS if o not in spec.options)
     for name in foreign:
         if name in explicit:
             raise ValueError(
                 f"`{name}` is not an option of method={method!r} "
                 f"(see docs/methods.md). Received: {name}={options[name]!r}"
             )
-    defaults = PAPER if method == "ahbf" else DML
+    defaults = PAPER if spec is None else spec.defaults
     recipe_name = options.get("recipe") or "paper"
     check_choice("recipe", recipe_name, PRESETS)
     opts = dict(PRESETS[recipe_name].options)
@@ -335,8 +527,8 @@ def resolve_config(dataset, **options):
 
     epochs = integer("epochs", recipe.epochs, 1)
     rampup = scale_epochs(recipe.rampup_epochs, epochs, recipe.epochs)
-    if method != "ahbf":
-        rampup = DML.rampup_epochs
+    if spec is not None:  # The method's ramp-up, of a 300-epoch CIFAR recipe.
+        rampup = scale_epochs(spec.defaults.rampup_epochs, epochs, RECIPES["cifar10"].epochs)
     config = dict(
         dataset=dataset,
         backbone=opts.get("backbone", recipe.backbone),
@@ -373,8 +565,16 @@ def resolve_config(dataset, **options):
         warmup_epochs=integer("warmup_epochs", 0, 0),
         validation_split=real("validation_split", 0.0, 0.0, maximum=1.0, exclusive_maximum=True),
         method=method,
-        num_peers=integer("num_peers", DML.num_peers, 2),
+        num_peers=integer("num_peers", getattr(defaults, "num_peers", DML.num_peers), 2),
+        kdcl_ensemble=check_choice(
+            "kdcl_ensemble", opts.get("kdcl_ensemble", KDCL.ensemble), KDCL_ENSEMBLES
+        ),
     )
+    if method == "okddip" and config["num_peers"] < 3:
+        raise ValueError(
+            "OKDDip needs `num_peers` >= 3 (the group leader and at least 2 "
+            f"auxiliary peers). Received: num_peers={config['num_peers']}"
+        )
     if config["nesterov"] and config["momentum"] == 0.0:
         raise ValueError("Nesterov momentum needs `momentum` > 0. Received: momentum=0.0")
     if config["warmup_epochs"] > epochs:

@@ -104,6 +104,7 @@ class OnlineKDModel(OnlineDistillationModel):
 
     NESTED_CONFIG = ("trunk", "branches", "fusion")
     target_metric = "branch_0_accuracy"
+    method_title = "AHBF-OKD"
 
     def __init__(
         self,

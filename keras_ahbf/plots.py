@@ -9,8 +9,8 @@ alone.
 state) and writes:
 
 - `accuracy.png`: test (and training) accuracy per epoch of every branch
-  and every fused teacher assistant (of a `--method dml` run: every peer
-  and the peers' ensemble);
+  and every fused teacher assistant (of a run of another method: every peer
+  and every ensemble or teacher it reports, e.g. DML's ensemble);
 - `loss.png`: the loss terms (total, cross-entropy, branch and assistant
   distillation, L2) and the ramp-up weight;
 - `loss_terms.png` (when the log has the per-output terms `ce_branch_{b}`,
@@ -105,10 +105,13 @@ def _save(fig, path):
 
 def _accuracy_names(rows):
     """The accuracy columns drawn: AHBF-OKD's branches and fused assistants,
-    DML's peers and their ensemble."""
+    the peers of the other methods, then every other accuracy (their
+    ensembles and teachers)."""
     names = (_numbered(rows, r"branch_\d+_accuracy") + _numbered(rows, r"peer_\d+_accuracy")
              + _numbered(rows, r"ta_\d+_accuracy"))
-    return names + [n for n in ("ensemble_accuracy",) if any(n in row for row in rows)]
+    others = {k for row in rows for k in row
+              if k.endswith("_accuracy") and not k.startswith("val_") and k not in names}
+    return names + sorted(others)
 
 
 def _plot_accuracy(rows, path):
@@ -119,7 +122,7 @@ def _plot_accuracy(rows, path):
     cmap = matplotlib.colormaps["tab10"]
     for i, name in enumerate(names):
         label = targets.get(name, name.replace("_accuracy", ""))
-        style = "--" if name.startswith(("ta_", "ensemble")) else "-"
+        style = "-" if re.fullmatch(r"(branch|peer)_\d+_accuracy", name) else "--"
         xs, ys = _series(rows, f"val_{name}")
         if xs:
             ax.plot(xs, ys, style, color=cmap(i % 10), label=f"{label} test",

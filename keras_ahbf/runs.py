@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import shutil
 
 from keras_ahbf import _io
@@ -404,15 +405,16 @@ def summarize(config, state: dict, backend: str, evaluated_on: str = "test") -> 
     Returns:
         A JSON-serialisable dict: the target's top-1 (last and best epoch),
         every branch's and fused teacher's (`branch_top1`, `teacher_top1`;
-        for a DML run every peer's in `peer_top1`, peer 0 the target, and
-        the peers' ensemble as `teacher_top1["ensemble"]`), the fusion
+        for the run of another method (DML, ...) every peer's in
+        `peer_top1`, peer 0 the target, and every other accuracy the model
+        reports, e.g. the peers' ensemble, as `teacher_top1["ensemble"]`), the fusion
         weights of the last epoch, the training time and the configuration.
     """
     rows = state["history"]
     last = rows[-1]
     method = getattr(config, "method", "ahbf")
-    dml = method == "dml" and not getattr(config, "baseline", False)
-    target = "val_peer_0_accuracy" if dml else "val_branch_0_accuracy"
+    peer_method = method != "ahbf" and not getattr(config, "baseline", False)
+    target = "val_peer_0_accuracy" if peer_method else "val_branch_0_accuracy"
     best_row = max(rows, key=lambda r: r.get(target) or -1.0)
 
     def accuracy_table(names):
@@ -430,9 +432,14 @@ def summarize(config, state: dict, backend: str, evaluated_on: str = "test") -> 
     else:
         kind = method
     teacher_names = ta_names
-    if dml and "val_ensemble_accuracy" in last:
-        teacher_names = ta_names + ["ensemble_accuracy"]
-    peers = {"peer_top1": accuracy_table(_sorted_names(last, "peer"))} if dml else {}
+    if peer_method:  # Every other accuracy is a teacher's (an ensemble, ...).
+        numbered = re.compile(r"val_(branch|peer|ta)_\d+_accuracy$")
+        teacher_names = ta_names + sorted(
+            k[len("val_"):] for k in last
+            if k.startswith("val_") and k.endswith("_accuracy") and k != "val_accuracy"
+            and not numbered.match(k)
+        )
+    peers = {"peer_top1": accuracy_table(_sorted_names(last, "peer"))} if peer_method else {}
     return {
         "status": "complete",
         "dataset": config.dataset,

@@ -9,6 +9,8 @@ these functions.
 """
 
 
+import importlib
+
 import keras
 from keras import ops
 
@@ -168,8 +170,10 @@ def build_model(config, num_classes, input_shape):
     """Builds the training model of a configuration (uncompiled).
 
     `config.method` picks it: `"ahbf"` (the default) an `OnlineKDModel` of
-    the backbone, `"dml"` a `keras_ahbf.methods.MutualLearningModel` of
-    `config.num_peers` networks of the backbone.
+    the backbone; any other method the model its `METHOD_SPECS` builder
+    makes from the backbone (e.g. `"dml"`: a
+    `keras_ahbf.methods.MutualLearningModel` of `config.num_peers` networks
+    of the backbone).
 
     Args:
         config: `TrainConfig`.
@@ -177,25 +181,26 @@ def build_model(config, num_classes, input_shape):
         input_shape: tuple. `(height, width, channels)`.
 
     Returns:
-        A built, uncompiled `OnlineKDModel` (or `MutualLearningModel`).
+        A built, uncompiled `OnlineKDModel` (or the method's model).
 
     Raises:
         ValueError: for an unknown backbone, method or invalid options.
     """
     builder = resolve_backbone(config.backbone)
     method = getattr(config, "method", "ahbf")
-    if method == "dml":
-        from keras_ahbf.methods import dml
-
-        model = dml.dml_from_backbone(
-            config.backbone, num_classes, num_peers=config.num_peers,
-            input_shape=tuple(input_shape), **config.dml_options(),
-        )
+    if method != "ahbf":
+        spec = _config.METHOD_SPECS.get(method)
+        if spec is None:
+            raise ValueError(
+                f"`method` must be one of {list(_config.METHODS)}. Received: method={method!r}"
+            )
+        module, function = spec.builder.split(":")
+        build = getattr(importlib.import_module(module), function)
+        model = build(config.backbone, num_classes, input_shape=tuple(input_shape),
+                      **config.method_options())
         if config.zero_init_residual:
             zero_init_residual(model)
         return model
-    if method != "ahbf":
-        raise ValueError(f"Unknown training method. Received: method={method!r}")
     model = builder(
         num_classes=num_classes,
         num_branches=config.num_branches,

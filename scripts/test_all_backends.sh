@@ -6,6 +6,11 @@
 #   BACKENDS="jax torch" scripts/test_all_backends.sh   # a subset
 #   PYTEST_MARK="" scripts/test_all_backends.sh         # include @pytest.mark.large
 #   scripts/test_all_backends.sh tests/test_losses.py   # one file (any pytest arguments)
+#   PYTEST_WORKERS=0 scripts/test_all_backends.sh       # no parallel workers
+#
+# With pytest-xdist installed (a test extra), each backend's tests run in
+# PYTEST_WORKERS processes (default 2, the CI machine's cores), a test file
+# per process at a time (--dist loadfile: a file's fixtures are built once).
 #
 # --install runs `pip install -e ".[test]"` (pytest, jax[cpu], torch==2.13.0).
 # The pinned torch comes from a folder of wheels when one exists (WHEELS,
@@ -18,6 +23,7 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 BACKENDS="${BACKENDS:-tensorflow jax torch}"
 MARK="${PYTEST_MARK-not large}"
+WORKERS="${PYTEST_WORKERS-2}"
 TORCH_VERSION="2.13.0"   # keep equal to the pin in pyproject.toml
 
 install() {
@@ -46,15 +52,20 @@ if [ "${1-}" = "--install" ]; then
   install || { echo "scripts/test_all_backends.sh: --install failed" >&2; exit 1; }
 fi
 
+parallel=()
+if [ -n "$WORKERS" ] && [ "$WORKERS" != "0" ] && "$PYTHON" -c "import xdist" 2>/dev/null; then
+  parallel=(-n "$WORKERS" --dist loadfile)
+fi
+
 status=0
 summary=""
 for backend in $BACKENDS; do
   echo "=================== KERAS_BACKEND=$backend ==================="
   start=$(date +%s)
   if [ -n "$MARK" ]; then
-    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q --durations=10 -m "$MARK" "$@"
+    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q --durations=10 "${parallel[@]}" -m "$MARK" "$@"
   else
-    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q --durations=10 "$@"
+    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q --durations=10 "${parallel[@]}" "$@"
   fi
   rc=$?
   summary="$summary\n  $backend: exit $rc in $(( $(date +%s) - start )) s"

@@ -1,5 +1,6 @@
 """The pure-Python training configuration: presets, new options, checks."""
 
+import dataclasses
 import math
 
 import pytest
@@ -120,3 +121,38 @@ def test_kd_options_are_the_model_arguments():
     for field in ("temperature", "kd_weight", "lambda_ta", "lambda_branch",
                   "stop_teacher_gradient", "rampup_shape", "aux_ce_weight", "fused_ce_weight"):
         assert parameters[field].default == getattr(config.PAPER, field), field
+
+
+@pytest.mark.parametrize("name", sorted(config.METHOD_SPECS))
+def test_every_method_spec_is_complete(name):
+    """Each `METHOD_SPECS` entry names its builder, its defaults and options a
+    `TrainConfig` holds, without importing the builder's module (Keras)."""
+    spec = config.METHOD_SPECS[name]
+    assert spec.name == name and name in config.METHODS and name != "ahbf"
+    module, function = spec.builder.split(":")
+    assert module.startswith("keras_ahbf.methods.") and function.isidentifier()
+    fields = {f.name for f in dataclasses.fields(config.TrainConfig)}
+    assert set(spec.options) <= fields and set(config.PEER_MODEL_OPTIONS) <= fields
+    for option in ("temperature", "kd_weight", "stop_teacher_gradient", "rampup_epochs",
+                   "num_peers"):
+        assert hasattr(spec.defaults, option), option
+    resolved = config.resolve_config("cifar100", method=name, epochs=30)
+    assert resolved.temperature == spec.defaults.temperature
+    assert resolved.num_peers == spec.defaults.num_peers
+    # The ramp-up is given for the 300-epoch recipe and scales with the budget.
+    assert resolved.rampup_epochs == config.scale_epochs(spec.defaults.rampup_epochs, 30, 300)
+    assert set(resolved.method_options()) == {*config.PEER_MODEL_OPTIONS, *spec.options}
+
+
+def test_a_method_refuses_the_options_of_the_others():
+    for name in config.METHOD_SPECS:
+        with pytest.raises(ValueError, match="num_branches"):
+            config.resolve_config("cifar100", method=name, num_branches=3)
+    with pytest.raises(ValueError, match="num_peers"):
+        config.resolve_config("cifar100", num_peers=3)
+    specs = list(config.METHOD_SPECS.values())
+    for spec in specs:
+        for other in specs:
+            for option in set(other.options) - set(spec.options):
+                with pytest.raises(ValueError, match=option):
+                    config.resolve_config("cifar100", method=spec.name, **{option: 1})

@@ -15,7 +15,6 @@ from keras_ahbf.cli._sources import load_source
 from keras_ahbf.cli.train import check_user_values
 from keras_ahbf.cli.train import jit_setting
 from keras_ahbf.cli.train import preload_backends  # noqa: F401 - used by main.
-from keras_ahbf.methods import MutualLearningModel
 from keras_ahbf.methods import OnlineDistillationModel
 
 
@@ -67,12 +66,9 @@ def _test_set(dataset: str, data_dir, args):
 def _compile(model) -> str:
     """Compiles `model` for evaluation; returns what kind of model it is."""
     jit = jit_setting("auto")
-    if isinstance(model, MutualLearningModel):
-        model.compile(jit_compile=jit)
-        return "DML model (all peers)"
     if isinstance(model, OnlineDistillationModel):
         model.compile(jit_compile=jit)
-        return "AHBF-OKD model (all branches)"
+        return f"{model.method_title} model (all networks)"
     # A target network, or the network of a --baseline run.
     model.compile(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

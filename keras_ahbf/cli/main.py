@@ -96,10 +96,14 @@ class Option:
 
 TRAIN_OPTIONS = (
     Option("recipe", _recipe_help(), choices=PRESETS),
-    Option("method", "online-distillation method: ahbf (AHBF-OKD, default) or dml "
-           "(deep mutual learning: --num-peers copies of --backbone; defaults T=1, "
-           "KL weight 1, no ramp-up; see docs/methods.md)", choices=_config.METHODS),
-    Option("num_peers", "dml: number of peer networks (default 2)", int),
+    Option("method", "online-distillation method: ahbf (AHBF-OKD, default), or one of "
+           + ", ".join(f"{n} ({m.title})" for n, m in _config.METHOD_SPECS.items())
+           + ", each with its paper's defaults (docs/methods.md)", choices=_config.METHODS),
+    Option("num_peers", "methods other than ahbf: number of peer networks or branches "
+           "(default: the method's paper, e.g. 2 for dml)", int),
+    Option("kdcl_ensemble", "kdcl: the ensemble teacher, minlogit (default), naive (mean "
+           "of the logits) or best (the lowest-loss peer per sample)",
+           choices=_config.KDCL_ENSEMBLES),
     Option("data_dir", "local copy of the data (CIFAR .npz or python-batch folder; "
            "ImageNet manual-download folder)"),
     Option("backbone", "resnet<depth>, e.g. resnet32, or any keras_ahbf.models "
@@ -164,8 +168,8 @@ def _add_train(sub, parents) -> None:
         "train", parents=parents,
         help="train an AHBF-OKD model (resumes an interrupted run in --output)",
         description="Train an AHBF-OKD model (or, with --baseline, its target network "
-        "alone; with --method dml, --num-peers copies of it by deep mutual learning, "
-        "docs/methods.md). Defaults are the data set's recipe (CIFAR: the paper's 300 epochs, SGD "
+        "alone; with --method, by another online-distillation method, e.g. dml: "
+        "--num-peers copies of it by deep mutual learning; docs/methods.md). Defaults are the data set's recipe (CIFAR: the paper's 300 epochs, SGD "
         "0.1 Nesterov, x0.1 at 150/225, wd 5e-4, batch 128, ramp-up 240); with fewer "
         "--epochs the milestones and the ramp-up scale with it unless given. Re-running "
         "the same command with the same --output resumes from the last completed epoch.",

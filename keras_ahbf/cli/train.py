@@ -33,6 +33,7 @@ from keras_ahbf.cli._common import percent
 from keras_ahbf.cli._common import say
 from keras_ahbf.cli._common import tensorboard_available
 from keras_ahbf.cli.main import TRAIN_OPTIONS
+from keras_ahbf.config import METHOD_SPECS
 
 # Number of evaluation images on which the fusion weights' spread is measured.
 FUSION_PROBE = 256
@@ -301,8 +302,9 @@ def _describe_start(config, output, state, inputs, dist) -> None:
     else:
         if config.baseline:
             what = f"the {config.backbone} target network alone (baseline, cross-entropy only)"
-        elif config.method == "dml":
-            what = f"{config.num_peers} {config.backbone} peers by deep mutual learning (DML)"
+        elif config.method in METHOD_SPECS:
+            spec = METHOD_SPECS[config.method]
+            what = f"{config.num_peers} {config.backbone} {spec.network_word} by {spec.title}"
         else:
             what = f"{config.backbone} with {config.num_branches} branches"
         say(f"Training {what} on {config.dataset} ({inputs.train_size} images) for "
@@ -465,9 +467,10 @@ def format_summary(summary: dict, output: str) -> str:
     if summary.get("kind") == "baseline":
         title = (f"Baseline run finished (target network alone, cross-entropy only): "
                  f"{config['dataset']}, {config['backbone']}")
-    elif summary.get("kind") == "dml":
-        title = (f"DML run finished: {config['dataset']}, {config.get('num_peers')} "
-                 f"{config['backbone']} peers")
+    elif summary.get("kind") in METHOD_SPECS:
+        spec = METHOD_SPECS[summary["kind"]]
+        title = (f"{spec.short} run finished: {config['dataset']}, {config.get('num_peers')} "
+                 f"{config['backbone']} {spec.network_word}")
     else:
         title = (f"AHBF-OKD run finished: {config['dataset']}, {config['backbone']}, "
                  f"{config['num_branches']} branches (aux {config['aux']})")

@@ -5,6 +5,10 @@ Layout (one class per module, named after it):
 - `adaptive_fusion.AdaptiveFusion`: the fusion module of AHBF-OKD.
 - `hierarchical_branches.HierarchicalBranches`: branches of increasing
   depth copied from a template stage.
+- `gradient_scale.GradientScale`: identity forward, gradient scaled
+  backward (the backpropagation rescaling of CL-ILR).
+- `peer_attention.PeerAttention`: per-peer self-attention weights over
+  peers (the aggregation of OKDDip).
 - `attention/`: `SqueezeExcitation`, `CBAM`, `NonLocalBlock` (the
   attention variants of the fusion module).
 - `blocks/`: `BasicBlock`, `Bottleneck`, `InvertedResidualBlock`,
@@ -26,11 +30,13 @@ from keras_ahbf.layers.blocks.basic_block import BasicBlock
 from keras_ahbf.layers.blocks.bottleneck import Bottleneck
 from keras_ahbf.layers.blocks.dense_block import DenseBlock
 from keras_ahbf.layers.blocks.inverted_residual_block import InvertedResidualBlock
+from keras_ahbf.layers.gradient_scale import GradientScale
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.layers.multi_stage.inverted_residual_stages import (
     InvertedResidualStages,
 )
 from keras_ahbf.layers.multi_stage.residual_stages import ResidualStages
+from keras_ahbf.layers.peer_attention import PeerAttention
 from keras_ahbf.layers.stages.callable_stage import CallableStage
 from keras_ahbf.layers.stages.repeated_block_stage import RepeatedBlockStage
 from keras_ahbf.layers.stages.residual_stage import ResidualStage
@@ -43,10 +49,12 @@ __all__ = [
     "CBAM",
     "CallableStage",
     "DenseBlock",
+    "GradientScale",
     "HierarchicalBranches",
     "InvertedResidualBlock",
     "InvertedResidualStages",
     "NonLocalBlock",
+    "PeerAttention",
     "RepeatedBlockStage",
     "ResidualStage",
     "ResidualStages",

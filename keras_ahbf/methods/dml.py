@@ -216,6 +216,7 @@ class MutualLearningModel(OnlineDistillationModel):
 
     NESTED_CONFIG = ("peers",)
     target_metric = "peer_0_accuracy"
+    method_title = "DML"
 
     def __init__(
         self,

@@ -84,6 +84,8 @@ class OnlineDistillationModel(keras.Model):
     NESTED_CONFIG = ()
     # The name of the target's accuracy metric.
     target_metric = "accuracy"
+    # The method's short name, for messages ("AHBF-OKD", "DML", ...).
+    method_title = "online distillation"
 
     def __init__(
         self,
