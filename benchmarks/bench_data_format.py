@@ -10,6 +10,12 @@ process CPU time per `fit` step (median after 2 warm-up steps) and per
     KERAS_BACKEND=torch python benchmarks/bench_data_format.py channels_last
     KERAS_BACKEND=torch python benchmarks/bench_data_format.py channels_first
 
+TensorFlow's own CPU kernels support channels-first convolutions only
+through oneDNN (on by default on CPUs with AVX512-VNNI/BF16 or AMX; see
+`TF_ENABLE_ONEDNN_OPTS`); elsewhere its weight-gradient convolution refuses
+NCHW, and the script reports that in its JSON (`"unsupported": ...`) instead
+of timings.
+
 Run the two formats alternately, twice each, on a quiet machine; for JAX the
 step is jit-compiled and XLA:CPU is limited to one thread with
 `XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"`.
@@ -73,7 +79,19 @@ def main(argv=None):
         def on_train_batch_end(self, batch, logs=None):
             steps.append(time.process_time() - self.start)
 
-    model.fit(xs, ys, batch_size=128, epochs=1, verbose=0, callbacks=[Timer()])
+    try:
+        model.fit(xs, ys, batch_size=128, epochs=1, verbose=0, callbacks=[Timer()])
+    except Exception as error:  # TensorFlow without oneDNN: NHWC-only kernels
+        if backend != "tensorflow" or "only supports NHWC" not in str(error):
+            raise
+        result = {
+            "backend": backend,
+            "data_format": a.data_format,
+            "unsupported": "TensorFlow's CPU convolution kernels support only "
+            "NHWC here (oneDNN off); channels_first cannot train",
+        }
+        print(json.dumps(result))
+        return result
     infer = []
     for _ in range(6):
         start = time.process_time()
