@@ -16,7 +16,9 @@ Usage:
 
 `--previous docs/gain_vs_budget.json` adds the points measured earlier (the
 curve's data as committed) at the budgets not run now, so the curve grows one
-budget at a time; every point keeps its `source`.
+budget at a time; every point keeps its `source`. `--replot
+docs/gain_vs_budget.json --plot docs/gain_vs_budget.png` redraws a committed
+curve (and prints its table) without training.
 
 Writes `<output>/curve.json`, `<output>/curve.md` and the plot
 (`<output>/gain_vs_budget.png`, or `--plot PATH`): the gain (mean over
@@ -41,7 +43,7 @@ from reduced_budget_cifar import machine  # noqa: E402
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="CIFAR .npz file or folder (data_dir)")
+    p.add_argument("--data", help="CIFAR .npz file or folder (data_dir); required unless --replot")
     p.add_argument("--dataset", default="cifar100", choices=("cifar10", "cifar100"))
     p.add_argument("--backbone", default="resnet8")
     p.add_argument("--epochs", type=int, nargs="+", default=[5, 10, 20])
@@ -58,8 +60,13 @@ def parse_args(argv=None):
     p.add_argument("--previous", help="a curve.json of earlier runs (e.g. "
                    "docs/gain_vs_budget.json): its points at budgets not in --epochs are "
                    "kept in the report and the plot, marked with their source")
+    p.add_argument("--replot", help="a curve.json to redraw (with --plot) and print, "
+                   "training nothing")
     p.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not args.data and not args.replot:
+        p.error("--data is required (unless --replot)")
+    return args
 
 
 def _points(args):
@@ -123,7 +130,7 @@ def plot(report, path):
     gain_ax.axhline(0.0, color="grey", linewidth=1)
     gain_ax.set(xscale="log", xlabel="training budget (epochs)",
                 ylabel="target top-1, AHBF - alone (points)",
-                title=f"gain vs budget, {len(s['seeds'])} seeds")
+                title=f"gain vs budget, {_seed_counts(report)} seeds per point")
     acc_ax.set(xscale="log", xlabel="training budget (epochs)", ylabel="test top-1 (%)",
                title=f"{s['dataset']} {s['backbone']}, {s['train_images']} training images")
     for ax in (gain_ax, acc_ax):
@@ -136,23 +143,35 @@ def plot(report, path):
     os.replace(tmp, path)
 
 
+def _seeds(report, i):
+    """The seeds of the `i`-th budget's points."""
+    return report["points"]["alone"][i].get("seeds", report["settings"]["seeds"])
+
+
+def _seed_counts(report):
+    """"2" or "2-3": how many seeds the points have."""
+    counts = sorted({len(_seeds(report, i)) for i in range(len(report["points"]["alone"]))})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+
+
 def to_markdown(report):
     s = report["settings"]
     lines = [
         f"{s['dataset']}, {s['backbone']}, {s['train_images']} training images, full test "
-        f"set, seeds {s['seeds']}; target top-1 at the last epoch (mean ± std) and the gain "
+        "set; target top-1 at the last epoch (mean ± std over seeds) and the gain "
         "over the same network alone (mean ± std of the per-seed difference):",
         "",
-        "| epochs | " + " | ".join(report["points"]) + " | "
+        "| epochs | seeds | " + " | ".join(report["points"]) + " | "
         + " | ".join(f"gain {r}" for r in report["points"] if r != "alone") + " |",
-        "| --- " * (2 * len(report["points"])) + "|",
+        "| --- " * (2 * len(report["points"]) + 1) + "|",
     ]
     for i, epochs in enumerate(s["epochs"]):
         cells = [f"{100 * p[i]['mean']:.2f} ± {100 * p[i]['std']:.2f}"
                  for p in report["points"].values()]
         gains = [f"{100 * p[i]['gain_mean']:+.2f} ± {100 * p[i]['gain_std']:.2f}"
                  for r, p in report["points"].items() if r != "alone"]
-        lines.append(f"| {epochs} | " + " | ".join(cells + gains) + " |")
+        seeds = ", ".join(str(seed) for seed in _seeds(report, i))
+        lines.append(f"| {epochs} | {seeds} | " + " | ".join(cells + gains) + " |")
     m = report["machine"]
     lines += ["", f"Command: `{report['command']}`", "",
               f"Machine: {m['cpu']}, {m['logical_cores']} logical cores, "
@@ -167,6 +186,12 @@ def to_markdown(report):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.replot:
+        report = _io.read_json(args.replot)
+        plot(report, args.plot or os.path.splitext(args.replot)[0] + ".png")
+        markdown = to_markdown(report)
+        print(markdown)
+        return report
     unknown = [r for r in args.rows if r not in short_budget_recipe.ROWS or r == "alone"]
     if unknown:
         raise SystemExit(f"unknown AHBF rows {unknown}; known: {sorted(short_budget_recipe.ROWS)}")

@@ -99,8 +99,10 @@ TRAIN_OPTIONS = (
     Option("method", "online-distillation method: ahbf (AHBF-OKD, default), or one of "
            + ", ".join(f"{n} ({m.title})" for n, m in _config.METHOD_SPECS.items())
            + ", each with its paper's defaults (docs/methods.md)", choices=_config.METHODS),
-    Option("num_peers", "methods other than ahbf: number of peer networks or branches "
-           "(default: the method's paper, e.g. 2 for dml)", int),
+    Option("num_peers", "methods other than ahbf: number of networks (peers, branches or "
+           "heads; okddip counts its group leader) (default: the method's paper: "
+           + ", ".join(f"{n} {m.defaults.num_peers}" for n, m in _config.METHOD_SPECS.items())
+           + ")", int),
     Option("kdcl_ensemble", "kdcl: the ensemble teacher, minlogit (default), naive (mean "
            "of the logits) or best (the lowest-loss peer per sample)",
            choices=_config.KDCL_ENSEMBLES),
