@@ -46,3 +46,26 @@ def _seed_everything():
     keras.utils.set_random_seed(1234)
     yield
     keras.backend.clear_session()
+
+
+# The files that take longest (minutes each: subprocess runs, SIGKILL
+# cases, multi-process distribution). Under pytest-xdist `--dist loadfile`
+# a worker takes files in collection order, so a long file collected last
+# leaves the other worker idle at the end; starting with the longest files
+# (longest processing time first) balances the two workers. Serial runs
+# keep pytest's order.
+_LONGEST_FIRST = (
+    "tests/test_sigkill.py",
+    "tests/distribution/test_cli_distribute.py",
+    "tests/examples/test_train_examples.py",
+    "tests/cli/test_train.py",
+    "tests/test_bad_input.py",
+    "tests/benchmarks/test_benchmarks_smoke.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    rank = {path: i for i, path in enumerate(_LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

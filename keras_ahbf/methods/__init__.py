@@ -3,6 +3,10 @@
 - `OnlineDistillationModel`: the base class every method's training model
   subclasses (call contract, loss and metrics hooks, ramp-up, coupled L2,
   data checks, serialization). `keras_ahbf.OnlineKDModel` (AHBF-OKD) is one.
+- `PeerDistillationModel`: the base of the peer methods below (temperature,
+  distillation weight, ramp-up, one cross-entropy and one KL term per
+  network, per-network metrics); `SharedTrunkModel`, its subclass for the
+  methods whose networks share low-level layers (ONE, CL-ILR, OKDDip).
 - DML (deep mutual learning, Zhang et al., CVPR 2018): `dml_loss`,
   `MutualLearningModel`, `dml_resnet_cifar`, `dml_from_backbone`.
 - OKDDip (diverse peers, Chen et al., AAAI 2020): `okddip_loss`,
@@ -12,8 +16,7 @@
   `kdcl_from_backbone`, `random_flip_and_translate`.
 - ONE (on-the-fly native ensemble, Lan et al., NeurIPS 2018): `one_loss`,
   `NativeEnsembleGate`, `NativeEnsembleModel`, `one_resnet_cifar`,
-  `one_from_backbone`; `SharedTrunkModel`, the base of the shared-trunk
-  methods.
+  `one_from_backbone`.
 - CL-ILR (collaborative learning, Song and Chai, NeurIPS 2018):
   `cl_ilr_loss`, `CollaborativeLearningModel`, `cl_ilr_resnet_cifar`,
   `cl_ilr_from_backbone`.
@@ -44,11 +47,12 @@ from keras_ahbf.methods.okddip import okddip_resnet_cifar
 from keras_ahbf.methods.online_distillation_model import OnlineDistillationModel
 from keras_ahbf.methods.one import NativeEnsembleGate
 from keras_ahbf.methods.one import NativeEnsembleModel
-from keras_ahbf.methods.one import SharedTrunkModel
 from keras_ahbf.methods.one import one_from_backbone
 from keras_ahbf.methods.one import one_loss
 from keras_ahbf.methods.one import one_resnet_cifar
+from keras_ahbf.methods.peer_distillation_model import PeerDistillationModel
 from keras_ahbf.methods.shared_trunk import shared_trunk_and_branches
+from keras_ahbf.methods.shared_trunk_model import SharedTrunkModel
 
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "NativeEnsembleModel",
     "OKDDipModel",
     "OnlineDistillationModel",
+    "PeerDistillationModel",
     "SharedTrunkModel",
     "cl_ilr_from_backbone",
     "cl_ilr_loss",

@@ -8,28 +8,17 @@ paper and the reimplementation of the MCL-OKD repository
 usually cited. See `docs/methods.md`.
 """
 
-import functools
-
 import keras
 from keras import ops
 
-from keras_ahbf import losses as ahbf_losses
 from keras_ahbf.config import CL_ILR
 from keras_ahbf.config import PAPER
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers.gradient_scale import GradientScale
-from keras_ahbf.losses import _check_bool
-from keras_ahbf.losses import _check_labels
 from keras_ahbf.losses import _check_number
-from keras_ahbf.losses import _check_sample_weight
-from keras_ahbf.losses import _merge_shapes
-from keras_ahbf.methods.one import SharedTrunkModel
-from keras_ahbf.methods.one import _check_logits_list
-from keras_ahbf.methods.one import _cross_entropy
-from keras_ahbf.methods.one import _ensemble_probabilities
-from keras_ahbf.methods.one import _kd_factor
-from keras_ahbf.methods.one import _weighted_means
-from keras_ahbf.methods.shared_trunk import shared_trunk_and_branches
+from keras_ahbf.methods import _builders
+from keras_ahbf.methods import _loss_utils
+from keras_ahbf.methods.shared_trunk_model import SharedTrunkModel
 from keras_ahbf.utils.validation import check_bool
 
 __all__ = [
@@ -104,39 +93,26 @@ def cl_ilr_loss(
     >>> round(float(terms["kd"]), 6)
     0.0
     """
-    _check_number("temperature", temperature, positive=True)
-    _check_number("kd_weight", kd_weight)
+    _loss_utils.check_options(temperature, kd_weight, rampup_weight, stop_teacher_gradient)
     _check_number("ce_weight", ce_weight)
-    _check_number("rampup_weight", rampup_weight)
-    _check_bool("stop_teacher_gradient", stop_teacher_gradient)
-    checked, shapes = _check_logits_list(logits, what="head")
-    batch, num_classes = _merge_shapes(shapes, what="All heads' logits")
-    labels = _check_labels(labels, batch, num_classes)
-    sample_weight = _check_sample_weight(sample_weight, batch)
-
-    num_heads = len(checked)
-    stacked = ops.stack(checked, axis=0)  # (H, batch, classes)
-    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-    one_hot = ops.one_hot(labels, ops.shape(stacked)[-1], dtype="float32")
-    ce = _weighted_means(_cross_entropy(stacked, one_hot[None]), sample_weight)
+    stacked, one_hot, sample_weight, _ = _loss_utils.check_networks_logits(
+        logits, labels, sample_weight, network="head"
+    )
+    num_heads = len(logits)
+    ce = _loss_utils.weighted_means(_loss_utils.cross_entropy(stacked, one_hot[None]), sample_weight)
     # The mean of the other heads' logits: (sum of all - own) / (H - 1).
     others = (ops.sum(stacked, axis=0, keepdims=True) - stacked) / (num_heads - 1)
     if stop_teacher_gradient:
         others = ops.stop_gradient(others)
     log_t = ops.log_softmax(others / temperature, axis=-1)
     log_p = ops.log_softmax(stacked / temperature, axis=-1)
-    kl = ops.sum(ops.exp(log_t) * (log_t - log_p), axis=-1) * temperature**2
-    kl = _weighted_means(kl, sample_weight)  # (H,)
-    ce_sum, kd = ops.sum(ce), ops.sum(kl)
-    kd_weighted = _kd_factor(kd_weight, rampup_weight) * kd
-    return {
-        "ce_terms": [ce[h] for h in range(num_heads)],
-        "kl_terms": [kl[h] for h in range(num_heads)],
-        "ce": ce_sum,
-        "kd": kd,
-        "kd_weighted": kd_weighted,
-        "total": ce_weight * ce_sum + kd_weighted,
-    }
+    kl = _loss_utils.kl_divergence(log_t, log_p) * temperature**2
+    return _loss_utils.named_terms(
+        ce,
+        _loss_utils.weighted_means(kl, sample_weight),
+        _loss_utils.kd_factor(kd_weight, rampup_weight),
+        ce_weight=ce_weight,
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -236,35 +212,22 @@ class CollaborativeLearningModel(SharedTrunkModel):
         super().__init__(
             trunk,
             branches,
+            temperature=temperature,
+            kd_weight=kd_weight,
+            stop_teacher_gradient=stop_teacher_gradient,
             rampup_epochs=rampup_epochs,
             rampup_shape=rampup_shape,
             weight_decay=weight_decay,
             **kwargs,
         )
         self.ilr = check_bool("ilr", ilr)
-        self.temperature = _utils.check_float("temperature", temperature, 0.0, exclusive=True)
-        self.kd_weight = _utils.check_float("kd_weight", kd_weight, 0.0)
         self.ce_weight = _utils.check_float("ce_weight", ce_weight, 0.0)
-        self.stop_teacher_gradient = check_bool("stop_teacher_gradient", stop_teacher_gradient)
         self.gradient_scale = GradientScale(
             1.0 / self.num_branches if self.ilr else 1.0,
             name="ilr_gradient_scale",
             dtype=self.dtype_policy,
         )
         self._finish_init(self._trunk_input_shape())
-
-    def _make_metrics(self):
-        mean = keras.metrics.Mean
-        acc = keras.metrics.SparseCategoricalAccuracy
-        names = ["ce", "kd", "rampup_weight", "kd_weighted"]
-        names += [f"ce_peer_{k}" for k in range(self.num_branches)]
-        names += [f"kl_peer_{k}" for k in range(self.num_branches)]
-        trackers = {name: mean(name=name) for name in names}
-        if self.weight_decay:
-            trackers["l2"] = mean(name="l2")
-        for name in self._accuracy_names():
-            trackers[name] = acc(name=name)
-        return trackers
 
     # ------------------------------------------------------------------- call
     def forward_all(self, inputs, training=None):
@@ -274,12 +237,6 @@ class CollaborativeLearningModel(SharedTrunkModel):
         return {"branch_logits": list(logits)}
 
     # ------------------------------------------------------------ training
-    def rampup_weight(self):
-        """The factor of the KL terms this epoch, in [0, 1] (1 without ramp-up)."""
-        if not self.rampup_epochs:
-            return ops.convert_to_tensor(1.0, "float32")
-        return 2.0 * ahbf_losses.rampup_weight(self.epoch, self.rampup_epochs, self.rampup_shape)
-
     def distillation_loss(self, y, outputs, sample_weight=None):
         """`cl_ilr_loss` of the heads' logits, and its logged terms."""
         w = self.rampup_weight()
@@ -293,17 +250,12 @@ class CollaborativeLearningModel(SharedTrunkModel):
             stop_teacher_gradient=self.stop_teacher_gradient,
             sample_weight=sample_weight,
         )
-        logged = {"ce": terms["ce"], "kd": terms["kd"], "rampup_weight": w,
-                  "kd_weighted": terms["kd_weighted"]}
-        for k in range(self.num_branches):
-            logged[f"ce_peer_{k}"] = terms["ce_terms"][k]
-            logged[f"kl_peer_{k}"] = terms["kl_terms"][k]
-        return terms["total"], logged
+        return self._loss_and_logs(terms, w)
 
     def accuracy_logits(self, outputs):
         logits = outputs["branch_logits"]
         named = {f"peer_{k}_accuracy": z for k, z in enumerate(logits)}
-        named["ensemble_accuracy"] = _ensemble_probabilities(logits)
+        named["ensemble_accuracy"] = _loss_utils.ensemble_probabilities(logits)
         return named
 
     # -------------------------------------------------------- serialization
@@ -311,10 +263,7 @@ class CollaborativeLearningModel(SharedTrunkModel):
         config = super().get_config()
         config.update({
             "ilr": self.ilr,
-            "temperature": self.temperature,
-            "kd_weight": self.kd_weight,
             "ce_weight": self.ce_weight,
-            "stop_teacher_gradient": self.stop_teacher_gradient,
         })
         return config
 
@@ -375,18 +324,12 @@ def cl_ilr_resnet_cifar(depth: int = 32, num_classes: int = 100,
     model = keras_ahbf.methods.cl_ilr_resnet_cifar(32, num_classes=100, weight_decay=5e-4)
     ```
     """
-    from keras_ahbf import models
-
-    _utils.check_int("depth", depth, 1)
-    builder = functools.partial(models.resnet_cifar, depth=depth)
-    return _cl_ilr(f"resnet{depth}", builder, num_classes, num_peers, input_shape, name, options)
+    backbone, builder = _builders.cifar_resnet(depth)
+    return _cl_ilr(backbone, builder, num_classes, num_peers, input_shape, name, options)
 
 
 def _cl_ilr(backbone, builder, num_classes, num_peers, input_shape, name, options):
-    num_peers = _utils.check_int("num_peers", num_peers, 2)
-    trunk, branches = shared_trunk_and_branches(
-        backbone, num_classes, num_peers, input_shape, builder=builder
-    )
-    return CollaborativeLearningModel(
-        trunk, branches, name=name or f"cl_ilr_{backbone}", **options
+    return _builders.shared_trunk_model(
+        CollaborativeLearningModel, backbone, builder, num_classes, num_peers, input_shape, name, options,
+        minimum=2, prefix="cl_ilr",
     )

@@ -6,23 +6,15 @@ https://github.com/YingZhangDUT/Deep-Mutual-Learning (`train_models.py`).
 See `docs/methods.md`.
 """
 
-import functools
-
 import keras
 from keras import ops
 
-from keras_ahbf import losses as ahbf_losses
 from keras_ahbf.config import DML
 from keras_ahbf.config import PAPER
 from keras_ahbf.layers import _utils
-from keras_ahbf.losses import _check_bool
-from keras_ahbf.losses import _check_labels
-from keras_ahbf.losses import _check_logits
-from keras_ahbf.losses import _check_number
-from keras_ahbf.losses import _check_sample_weight
-from keras_ahbf.losses import _merge_shapes
-from keras_ahbf.methods.online_distillation_model import OnlineDistillationModel
-from keras_ahbf.utils.validation import check_bool
+from keras_ahbf.methods import _builders
+from keras_ahbf.methods import _loss_utils
+from keras_ahbf.methods.peer_distillation_model import PeerDistillationModel
 
 __all__ = [
     "MutualLearningModel",
@@ -79,8 +71,8 @@ def dml_loss(
 
     Returns:
         dict of float32 tensors: `"ce_terms"` and `"kl_terms"` (lists of `K`
-        scalars, `ce_k` and `kl_k`), `"ce"` and `"kd"` (their sums) and
-        `"total"`.
+        scalars, `ce_k` and `kl_k`), `"ce"` and `"kd"` (their sums),
+        `"kd_weighted"` (what distillation adds to the loss) and `"total"`.
 
     Raises:
         TypeError: if `logits` is not a list or tuple, or holds non-numeric
@@ -97,65 +89,28 @@ def dml_loss(
     >>> round(float(terms["kd"]), 6)
     0.0
     """
-    if not isinstance(logits, (list, tuple)):
-        raise TypeError(
-            "`logits` must be a list of logits tensors, one per peer. "
-            f"Received: logits of type {type(logits).__name__}"
-        )
-    if len(logits) < 2:
-        raise ValueError(
-            "Deep mutual learning needs at least 2 peers. "
-            f"Received: len(logits)={len(logits)}"
-        )
-    _check_number("temperature", temperature, positive=True)
-    _check_number("kd_weight", kd_weight)
-    _check_number("rampup_weight", rampup_weight)
-    _check_bool("stop_teacher_gradient", stop_teacher_gradient)
-    checked, shapes = [], []
-    for i, tensor in enumerate(logits):
-        tensor, shape = _check_logits(f"logits[{i}]", tensor)
-        checked.append(ops.cast(tensor, "float32"))
-        shapes.append((f"logits[{i}]", shape))
-    batch, num_classes = _merge_shapes(shapes, what="All peers' logits")
-    labels = _check_labels(labels, batch, num_classes)
-    sample_weight = _check_sample_weight(sample_weight, batch)
-
-    num_peers = len(checked)
-    stacked = ops.stack(checked, axis=0)  # (K, batch, classes)
-    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-    one_hot = ops.one_hot(labels, ops.shape(stacked)[-1], dtype="float32")
-    ce = -ops.sum(one_hot[None] * ops.log_softmax(stacked, axis=-1), axis=-1)  # (K, batch)
+    _loss_utils.check_options(temperature, kd_weight, rampup_weight, stop_teacher_gradient)
+    stacked, one_hot, sample_weight, _ = _loss_utils.check_networks_logits(
+        logits, labels, sample_weight, too_few="Deep mutual learning needs at least 2 peers."
+    )
+    num_peers = len(logits)
+    ce = _loss_utils.cross_entropy(stacked, one_hot[None])  # (K, batch)
     log_p = ops.log_softmax(stacked / temperature, axis=-1)
     log_q = ops.stop_gradient(log_p) if stop_teacher_gradient else log_p
-    q = ops.exp(log_q)
     kl = []
     for k in range(num_peers):
-        pairs = [
-            ops.sum(q[l] * (log_q[l] - log_p[k]), axis=-1)
-            for l in range(num_peers) if l != k
-        ]
+        pairs = [_loss_utils.kl_divergence(log_q[l], log_p[k]) for l in range(num_peers) if l != k]
         kl.append(ops.sum(ops.stack(pairs, axis=0), axis=0))
     kl = ops.stack(kl, axis=0) * (temperature**2 / (num_peers - 1))  # (K, batch)
-    if sample_weight is not None:
-        weight = ops.reshape(ops.cast(sample_weight, "float32"), (1, -1))
-        ce, kl = ce * weight, kl * weight
-    ce_vector = ops.mean(ce, axis=-1)
-    kl_vector = ops.mean(kl, axis=-1)
-    ce_sum, kd = ops.sum(ce_vector), ops.sum(kl_vector)
-    weight = kd_weight
-    if not isinstance(rampup_weight, (int, float)) or rampup_weight != 1.0:
-        weight = ops.cast(rampup_weight, "float32") * kd_weight
-    return {
-        "ce_terms": [ce_vector[k] for k in range(num_peers)],
-        "kl_terms": [kl_vector[k] for k in range(num_peers)],
-        "ce": ce_sum,
-        "kd": kd,
-        "total": ce_sum + weight * kd,
-    }
+    return _loss_utils.named_terms(
+        _loss_utils.weighted_means(ce, sample_weight),
+        _loss_utils.weighted_means(kl, sample_weight),
+        _loss_utils.kd_factor(kd_weight, rampup_weight),
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
-class MutualLearningModel(OnlineDistillationModel):
+class MutualLearningModel(PeerDistillationModel):
     """`K` peer networks trained by deep mutual learning (DML).
 
     Every peer is an independent network (usually the same architecture
@@ -215,7 +170,6 @@ class MutualLearningModel(OnlineDistillationModel):
     """
 
     NESTED_CONFIG = ("peers",)
-    target_metric = "peer_0_accuracy"
     method_title = "DML"
 
     def __init__(
@@ -231,6 +185,9 @@ class MutualLearningModel(OnlineDistillationModel):
         **kwargs,
     ):
         super().__init__(
+            temperature=temperature,
+            kd_weight=kd_weight,
+            stop_teacher_gradient=stop_teacher_gradient,
             rampup_epochs=rampup_epochs,
             rampup_shape=rampup_shape,
             weight_decay=weight_decay,
@@ -253,11 +210,6 @@ class MutualLearningModel(OnlineDistillationModel):
                 "`peers` must be distinct models (one network cannot be its "
                 "own peer). Received: the same model more than once."
             )
-        self.temperature = _utils.check_float(
-            "temperature", temperature, 0.0, exclusive=True
-        )
-        self.kd_weight = _utils.check_float("kd_weight", kd_weight, 0.0)
-        self.stop_teacher_gradient = check_bool("stop_teacher_gradient", stop_teacher_gradient)
         self.peers = list(peers)
         self.num_peers = len(self.peers)
         self._num_classes = None
@@ -273,21 +225,8 @@ class MutualLearningModel(OnlineDistillationModel):
         """Number of classes of the peers' logits (None before build)."""
         return self._num_classes
 
-    def _make_metrics(self):
-        mean = keras.metrics.Mean
-        acc = keras.metrics.SparseCategoricalAccuracy
-        names = ["ce", "kd", "rampup_weight", "kd_weighted"]
-        names += [f"ce_peer_{k}" for k in range(self.num_peers)]
-        names += [f"kl_peer_{k}" for k in range(self.num_peers)]
-        trackers = {name: mean(name=name) for name in names}
-        if self.weight_decay:
-            trackers["l2"] = mean(name="l2")
-        for name in self._accuracy_names():
-            trackers[name] = acc(name=name)
-        return trackers
-
-    def _accuracy_names(self):
-        return [f"peer_{k}_accuracy" for k in range(self.num_peers)] + ["ensemble_accuracy"]
+    def network_count(self):
+        return self.num_peers
 
     def build(self, input_shape):
         input_shape = tuple(input_shape)
@@ -323,14 +262,6 @@ class MutualLearningModel(OnlineDistillationModel):
         return {"peer_logits": [peer(inputs, training=training) for peer in self.peers]}
 
     # ------------------------------------------------------------ training
-    def rampup_weight(self):
-        """The factor of the KL terms this epoch, in [0, 1] (1 without ramp-up)."""
-        if not self.rampup_epochs:
-            return ops.convert_to_tensor(1.0, "float32")
-        return 2.0 * ahbf_losses.rampup_weight(
-            self.epoch, self.rampup_epochs, self.rampup_shape
-        )
-
     def distillation_loss(self, y, outputs, sample_weight=None):
         """`dml_loss` of the peers' logits, and its logged terms."""
         w = self.rampup_weight()
@@ -343,18 +274,12 @@ class MutualLearningModel(OnlineDistillationModel):
             stop_teacher_gradient=self.stop_teacher_gradient,
             sample_weight=sample_weight,
         )
-        logged = {"ce": terms["ce"], "kd": terms["kd"], "rampup_weight": w,
-                  "kd_weighted": terms["total"] - terms["ce"]}
-        for k in range(self.num_peers):
-            logged[f"ce_peer_{k}"] = terms["ce_terms"][k]
-            logged[f"kl_peer_{k}"] = terms["kl_terms"][k]
-        return terms["total"], logged
+        return self._loss_and_logs(terms, w)
 
     def accuracy_logits(self, outputs):
         logits = outputs["peer_logits"]
         named = {f"peer_{k}_accuracy": z for k, z in enumerate(logits)}
-        probabilities = [ops.softmax(ops.cast(z, "float32"), axis=-1) for z in logits]
-        named["ensemble_accuracy"] = ops.mean(ops.stack(probabilities, axis=0), axis=0)
+        named["ensemble_accuracy"] = _loss_utils.ensemble_probabilities(logits)
         return named
 
     def target_logits(self, outputs):
@@ -385,9 +310,6 @@ class MutualLearningModel(OnlineDistillationModel):
         config = super().get_config()
         config.update({
             "peers": [keras.saving.serialize_keras_object(p) for p in self.peers],
-            "temperature": self.temperature,
-            "kd_weight": self.kd_weight,
-            "stop_teacher_gradient": self.stop_teacher_gradient,
         })
         return config
 
@@ -479,11 +401,8 @@ def dml_resnet_cifar(depth: int = 32, num_classes: int = 100, num_peers: int = D
     model = keras_ahbf.methods.dml_resnet_cifar(32, num_classes=100, weight_decay=5e-4)
     ```
     """
-    from keras_ahbf import models
-
-    _utils.check_int("depth", depth, 1)
-    builder = functools.partial(models.resnet_cifar, depth=depth)
-    return _dml(f"resnet{depth}", builder, num_classes, num_peers, input_shape, name, options)
+    backbone, builder = _builders.cifar_resnet(depth)
+    return _dml(backbone, builder, num_classes, num_peers, input_shape, name, options)
 
 
 def _dml(backbone, builder, num_classes, num_peers, input_shape, name, options):

@@ -6,8 +6,6 @@ no code; this follows the paper (see `docs/methods.md` for what could be
 checked against it and what is our choice).
 """
 
-import functools
-
 import keras
 from keras import ops
 
@@ -15,12 +13,8 @@ from keras_ahbf.config import KDCL
 from keras_ahbf.config import KDCL_ENSEMBLES
 from keras_ahbf.config import PAPER
 from keras_ahbf.layers import _utils
-from keras_ahbf.losses import _check_bool
-from keras_ahbf.losses import _check_labels
-from keras_ahbf.losses import _check_logits
-from keras_ahbf.losses import _check_number
-from keras_ahbf.losses import _check_sample_weight
-from keras_ahbf.losses import _merge_shapes
+from keras_ahbf.methods import _builders
+from keras_ahbf.methods import _loss_utils
 from keras_ahbf.methods.dml import MutualLearningModel
 from keras_ahbf.methods.dml import peer_network
 from keras_ahbf.utils.validation import check_bool
@@ -34,32 +28,6 @@ __all__ = [
     "kdcl_teacher_logits",
     "random_flip_and_translate",
 ]
-
-
-def _prepare(logits, labels, sample_weight=None):
-    if not isinstance(logits, (list, tuple)):
-        raise TypeError(
-            "`logits` must be a list of logits tensors, one per peer. "
-            f"Received: logits of type {type(logits).__name__}"
-        )
-    if len(logits) < 2:
-        raise ValueError(
-            "KDCL needs at least 2 peers. "
-            f"Received: len(logits)={len(logits)}"
-        )
-    checked, shapes = [], []
-    for i, tensor in enumerate(logits):
-        tensor, shape = _check_logits(f"logits[{i}]", tensor)
-        checked.append(ops.cast(tensor, "float32"))
-        shapes.append((f"logits[{i}]", shape))
-    batch, num_classes = _merge_shapes(shapes, what="All peers' logits")
-    labels = _check_labels(labels, batch, num_classes)
-    sample_weight = _check_sample_weight(sample_weight, batch)
-    stacked = ops.stack(checked, axis=0)  # (K, batch, classes)
-    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-    one_hot = ops.one_hot(labels, ops.shape(stacked)[-1], dtype="float32")
-    ce = -ops.sum(one_hot[None] * ops.log_softmax(stacked, axis=-1), axis=-1)  # (K, batch)
-    return stacked, one_hot, ce, sample_weight
 
 
 def _teacher(stacked, one_hot, ce, ensemble):
@@ -108,8 +76,10 @@ def kdcl_teacher_logits(logits, labels, ensemble: str = KDCL.ensemble):
     [[0.0, -2.0, -1.0]]
     """
     ensemble = check_choice("ensemble", ensemble, KDCL_ENSEMBLES)
-    stacked, one_hot, ce, _ = _prepare(logits, labels)
-    return _teacher(stacked, one_hot, ce, ensemble)
+    stacked, one_hot, _, _ = _loss_utils.check_networks_logits(
+        logits, labels, too_few="KDCL needs at least 2 peers."
+    )
+    return _teacher(stacked, one_hot, _loss_utils.cross_entropy(stacked, one_hot[None]), ensemble)
 
 
 def kdcl_loss(
@@ -154,7 +124,8 @@ def kdcl_loss(
 
     Returns:
         dict of float32 tensors: `"ce_terms"` and `"kl_terms"` (lists of `K`
-        scalars), `"ce"` and `"kd"` (their sums) and `"total"`.
+        scalars), `"ce"` and `"kd"` (their sums), `"kd_weighted"` (what
+        distillation adds to the loss) and `"total"`.
 
     Raises:
         TypeError: if `logits` is not a list or tuple, or holds non-numeric
@@ -172,34 +143,22 @@ def kdcl_loss(
     0.0
     """
     ensemble = check_choice("ensemble", ensemble, KDCL_ENSEMBLES)
-    _check_number("temperature", temperature, positive=True)
-    _check_number("kd_weight", kd_weight)
-    _check_number("rampup_weight", rampup_weight)
-    _check_bool("stop_teacher_gradient", stop_teacher_gradient)
-    stacked, one_hot, ce, sample_weight = _prepare(logits, labels, sample_weight)
-    num_peers = len(logits)
+    _loss_utils.check_options(temperature, kd_weight, rampup_weight, stop_teacher_gradient)
+    stacked, one_hot, sample_weight, _ = _loss_utils.check_networks_logits(
+        logits, labels, sample_weight, too_few="KDCL needs at least 2 peers."
+    )
+    ce = _loss_utils.cross_entropy(stacked, one_hot[None])  # (K, batch)
     teacher = _teacher(stacked, one_hot, ce, ensemble)
     if stop_teacher_gradient:
         teacher = ops.stop_gradient(teacher)
     log_q = ops.log_softmax(teacher / temperature, axis=-1)  # (batch, classes)
     log_p = ops.log_softmax(stacked / temperature, axis=-1)  # (K, batch, classes)
-    kl = ops.sum(ops.exp(log_q)[None] * (log_q[None] - log_p), axis=-1) * temperature**2
-    if sample_weight is not None:
-        weight = ops.reshape(ops.cast(sample_weight, "float32"), (1, -1))
-        ce, kl = ce * weight, kl * weight
-    ce_vector = ops.mean(ce, axis=-1)
-    kl_vector = ops.mean(kl, axis=-1)
-    ce_sum, kd = ops.sum(ce_vector), ops.sum(kl_vector)
-    weight = kd_weight
-    if not isinstance(rampup_weight, (int, float)) or rampup_weight != 1.0:
-        weight = ops.cast(rampup_weight, "float32") * kd_weight
-    return {
-        "ce_terms": [ce_vector[k] for k in range(num_peers)],
-        "kl_terms": [kl_vector[k] for k in range(num_peers)],
-        "ce": ce_sum,
-        "kd": kd,
-        "total": ce_sum + weight * kd,
-    }
+    kl = _loss_utils.kl_divergence(log_q[None], log_p) * temperature**2
+    return _loss_utils.named_terms(
+        _loss_utils.weighted_means(ce, sample_weight),
+        _loss_utils.weighted_means(kl, sample_weight),
+        _loss_utils.kd_factor(kd_weight, rampup_weight),
+    )
 
 
 def random_flip_and_translate(images, padding: int = KDCL.augmentation_padding, seed=None):
@@ -317,7 +276,6 @@ class KDCLModel(MutualLearningModel):
         Learning", CVPR 2020 (no official code).
     """
 
-    target_metric = "peer_0_accuracy"
     method_title = "KDCL"
 
     def __init__(
@@ -398,12 +356,7 @@ class KDCLModel(MutualLearningModel):
             stop_teacher_gradient=self.stop_teacher_gradient,
             sample_weight=sample_weight,
         )
-        logged = {"ce": terms["ce"], "kd": terms["kd"], "rampup_weight": w,
-                  "kd_weighted": terms["total"] - terms["ce"]}
-        for k in range(self.num_peers):
-            logged[f"ce_peer_{k}"] = terms["ce_terms"][k]
-            logged[f"kl_peer_{k}"] = terms["kl_terms"][k]
-        return terms["total"], logged
+        return self._loss_and_logs(terms, w)
 
     # -------------------------------------------------------- serialization
     def get_config(self):
@@ -473,11 +426,8 @@ def kdcl_resnet_cifar(depth: int = 32, num_classes: int = 100, num_peers: int = 
     model = keras_ahbf.methods.kdcl_resnet_cifar(32, num_classes=100, weight_decay=5e-4)
     ```
     """
-    from keras_ahbf import models
-
-    _utils.check_int("depth", depth, 1)
-    builder = functools.partial(models.resnet_cifar, depth=depth)
-    return _kdcl(f"resnet{depth}", builder, num_classes, num_peers, input_shape, name,
+    backbone, builder = _builders.cifar_resnet(depth)
+    return _kdcl(backbone, builder, num_classes, num_peers, input_shape, name,
                  kdcl_ensemble, options)
 
 

@@ -5,80 +5,26 @@ NeurIPS 2018 (arXiv:1806.04606); the authors' code is
 https://github.com/Lan1991Xu/ONE_NeurIPS2018 (`cifar_one.py`,
 `models/cifar/resnet.py`, `loss/kl_loss.py`, `utils/ramps.py`).
 See `docs/methods.md`.
-
-The module also holds `SharedTrunkModel`, the base of the methods whose
-networks share low-level layers and differ in their last stage (ONE,
-CL-ILR): a trunk, identical branches, and the deployed network trunk +
-branch 0.
 """
-
-import functools
 
 import keras
 from keras import ops
 
-from keras_ahbf import losses as ahbf_losses
 from keras_ahbf.config import ONE
 from keras_ahbf.config import PAPER
 from keras_ahbf.layers import _utils
-from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.losses import TEACHER_EPSILON
-from keras_ahbf.losses import _check_bool
-from keras_ahbf.losses import _check_labels
-from keras_ahbf.losses import _check_logits
-from keras_ahbf.losses import _check_number
-from keras_ahbf.losses import _check_sample_weight
-from keras_ahbf.losses import _merge_shapes
-from keras_ahbf.methods.online_distillation_model import OnlineDistillationModel
-from keras_ahbf.methods.shared_trunk import shared_trunk_and_branches
-from keras_ahbf.utils.validation import check_bool
+from keras_ahbf.methods import _builders
+from keras_ahbf.methods import _loss_utils
+from keras_ahbf.methods.shared_trunk_model import SharedTrunkModel
 
 __all__ = [
     "NativeEnsembleGate",
     "NativeEnsembleModel",
-    "SharedTrunkModel",
     "one_from_backbone",
     "one_loss",
     "one_resnet_cifar",
 ]
-
-
-def _check_logits_list(logits, what="branch", minimum=2):
-    """Validates a list of logits; returns them as float32 and `(batch, classes)`."""
-    if not isinstance(logits, (list, tuple)):
-        raise TypeError(
-            f"`logits` must be a list of logits tensors, one per {what}. "
-            f"Received: logits of type {type(logits).__name__}"
-        )
-    if len(logits) < minimum:
-        raise ValueError(
-            f"Online distillation needs at least {minimum} {what}es' logits. "
-            f"Received: len(logits)={len(logits)}"
-        )
-    checked, shapes = [], []
-    for i, tensor in enumerate(logits):
-        tensor, shape = _check_logits(f"logits[{i}]", tensor)
-        checked.append(ops.cast(tensor, "float32"))
-        shapes.append((f"logits[{i}]", shape))
-    return checked, shapes
-
-
-def _cross_entropy(logits, one_hot):
-    """Per-sample cross-entropy of float32 logits `(..., batch, classes)`."""
-    return -ops.sum(one_hot * ops.log_softmax(logits, axis=-1), axis=-1)
-
-
-def _weighted_means(values, sample_weight):
-    """Batch means of per-sample terms `(..., batch)`, weighted per sample."""
-    if sample_weight is not None:
-        values = values * ops.reshape(ops.cast(sample_weight, "float32"), (-1,))
-    return ops.mean(values, axis=-1)
-
-
-def _kd_factor(kd_weight, rampup_weight):
-    if not isinstance(rampup_weight, (int, float)) or rampup_weight != 1.0:
-        return ops.cast(rampup_weight, "float32") * kd_weight
-    return kd_weight
 
 
 def one_loss(
@@ -126,8 +72,8 @@ def one_loss(
     Returns:
         dict of float32 tensors: `"ce_terms"` and `"kl_terms"` (lists of `m`
         scalars, `ce_b` and `kl_b`), `"ce_ensemble"` (`ce_e`), `"ce"` (all
-        cross-entropy terms, `ce_e` included), `"kd"` (`sum_b kl_b`) and
-        `"total"`.
+        cross-entropy terms, `ce_e` included), `"kd"` (`sum_b kl_b`),
+        `"kd_weighted"` (what distillation adds to the loss) and `"total"`.
 
     Raises:
         TypeError: if `logits` is not a list or tuple, or on non-numeric
@@ -144,39 +90,26 @@ def one_loss(
     >>> round(float(terms["kd"]), 5)
     0.0
     """
-    _check_number("temperature", temperature, positive=True)
-    _check_number("kd_weight", kd_weight)
-    _check_number("rampup_weight", rampup_weight)
-    _check_bool("stop_teacher_gradient", stop_teacher_gradient)
-    checked, shapes = _check_logits_list(logits)
-    ensemble, ensemble_shape = _check_logits("ensemble_logits", ensemble_logits)
-    shapes.append(("ensemble_logits", ensemble_shape))
-    batch, num_classes = _merge_shapes(shapes, what="All branch and ensemble logits")
-    labels = _check_labels(labels, batch, num_classes)
-    sample_weight = _check_sample_weight(sample_weight, batch)
-
-    num_branches = len(checked)
-    stacked = ops.stack(checked, axis=0)  # (m, batch, classes)
-    ensemble = ops.cast(ensemble, "float32")
-    labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-    one_hot = ops.one_hot(labels, ops.shape(stacked)[-1], dtype="float32")
-    ce = _weighted_means(_cross_entropy(stacked, one_hot[None]), sample_weight)
-    ce_ensemble = _weighted_means(_cross_entropy(ensemble, one_hot), sample_weight)
+    _loss_utils.check_options(temperature, kd_weight, rampup_weight, stop_teacher_gradient)
+    stacked, one_hot, sample_weight, (ensemble,) = _loss_utils.check_networks_logits(
+        logits, labels, sample_weight, network="branch",
+        extra=[("ensemble_logits", ensemble_logits)],
+    )
+    ce = _loss_utils.weighted_means(_loss_utils.cross_entropy(stacked, one_hot[None]), sample_weight)
+    ce_ensemble = _loss_utils.weighted_means(
+        _loss_utils.cross_entropy(ensemble, one_hot), sample_weight
+    )
     teacher = ops.stop_gradient(ensemble) if stop_teacher_gradient else ensemble
     p_e = ops.softmax(teacher / temperature, axis=-1) + TEACHER_EPSILON
     log_p = ops.log_softmax(stacked / temperature, axis=-1)
     kl = ops.sum(p_e[None] * (ops.log(p_e)[None] - log_p), axis=-1) * temperature**2
-    kl = _weighted_means(kl, sample_weight)  # (m,)
-    ce_sum = ops.sum(ce) + ce_ensemble
-    kd = ops.sum(kl)
-    return {
-        "ce_terms": [ce[b] for b in range(num_branches)],
-        "kl_terms": [kl[b] for b in range(num_branches)],
-        "ce_ensemble": ce_ensemble,
-        "ce": ce_sum,
-        "kd": kd,
-        "total": ce_sum + _kd_factor(kd_weight, rampup_weight) * kd,
-    }
+    return _loss_utils.named_terms(
+        ce,
+        _loss_utils.weighted_means(kl, sample_weight),
+        _loss_utils.kd_factor(kd_weight, rampup_weight),
+        ce_extra=ce_ensemble,
+        ce_ensemble=ce_ensemble,
+    )
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -248,139 +181,6 @@ class NativeEnsembleGate(keras.layers.Layer):
         config = super().get_config()
         config.update({"num_branches": self.num_branches})
         return config
-
-
-class SharedTrunkModel(OnlineDistillationModel):
-    """Base of the methods whose networks share a trunk: trunk + identical branches.
-
-    Holds a `trunk` (images -> shared feature map) and a
-    `keras_ahbf.layers.HierarchicalBranches` (usually `aux=0`: identical
-    branches, see `keras_ahbf.methods.shared_trunk_and_branches`). Branch 0
-    on the trunk is the deployed network: `model(x)` runs only the trunk and
-    branch 0, `target_model()` returns them as a plain `keras.Model`.
-    Subclasses add their own layers in `__init__` (before calling
-    `_finish_init`) and build them in `_build_extra(trunk_shape)`.
-
-    Args:
-        trunk: `keras.Model`. The shared layers (a known input shape lets
-            the model build itself at construction).
-        branches: `HierarchicalBranches` with at least 2 branches.
-        **kwargs: `OnlineDistillationModel` arguments.
-
-    Raises:
-        TypeError: on a `trunk` that is not a Keras model or layer, or
-            `branches` that is not a `HierarchicalBranches`.
-        ValueError: on fewer than 2 branches.
-    """
-
-    NESTED_CONFIG = ("trunk", "branches")
-    target_metric = "peer_0_accuracy"
-
-    def __init__(self, trunk, branches, **kwargs):
-        super().__init__(**kwargs)
-        cls = type(self).__name__
-        if not isinstance(trunk, keras.layers.Layer):
-            raise TypeError(
-                f"`trunk` of `{cls}` must be a Keras model or layer. "
-                f"Received: trunk={trunk!r}"
-            )
-        if not isinstance(branches, HierarchicalBranches):
-            raise TypeError(
-                f"`branches` of `{cls}` must be a "
-                f"`keras_ahbf.layers.HierarchicalBranches`. Received: branches={branches!r}"
-            )
-        if branches.num_branches < 2:
-            raise ValueError(
-                f"`{cls}` needs at least 2 branches. "
-                f"Received: num_branches={branches.num_branches}"
-            )
-        self.trunk = trunk
-        self.branches = branches
-        self.num_branches = branches.num_branches
-
-    def _trunk_input_shape(self):
-        if not isinstance(self.trunk, keras.Model):
-            return None
-        try:
-            shape = tuple(self.trunk.input_shape)
-        except (AttributeError, TypeError, ValueError):  # not built, or several inputs.
-            return None
-        return shape if len(shape) == 4 else None
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes of every branch."""
-        return self.branches.num_classes
-
-    def _accuracy_names(self):
-        return [f"peer_{k}_accuracy" for k in range(self.num_branches)] + ["ensemble_accuracy"]
-
-    def _build_extra(self, trunk_shape):
-        """Builds the subclass's own layers on the trunk's output shape."""
-        del trunk_shape
-
-    def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 4:
-            raise ValueError(
-                f"`{type(self).__name__}` expects images of shape (batch, height, "
-                f"width, channels). Received: input_shape={input_shape}"
-            )
-        if not self.trunk.built:
-            self.trunk.build(input_shape)
-        spec = self.trunk.compute_output_spec(
-            keras.KerasTensor(input_shape, dtype=self.compute_dtype)
-        )
-        trunk_shape = tuple(spec.shape)
-        if not self.branches.built:
-            self.branches.build(trunk_shape)
-        self._build_extra(trunk_shape)
-        self._input_shape_for_build = input_shape
-        self.built = True
-
-    def forward_target(self, inputs, training=None):
-        """Branch 0's logits (only the trunk and branch 0 run)."""
-        features = self.trunk(inputs, training=training)
-        return self.branches.call_branch(0, features, training=training)[1]
-
-    def target_logits(self, outputs):
-        return outputs["branch_logits"][0]
-
-    def target_model(self, name=None):
-        """Returns the deployable network: trunk + branch 0.
-
-        A plain functional `keras.Model` (images -> logits); it shares its
-        layers and weights with this model (save or clone it for an
-        independent copy).
-
-        Args:
-            name: str. Name of the returned model (default
-                `"<model name>_target"`).
-
-        Returns:
-            A `keras.Model`.
-        """
-        self._check_built()
-        inputs = keras.Input(shape=self._input_shape_for_build[1:], name="images")
-        features = self.branches.stages[0](self.trunk(inputs))
-        pooled = keras.layers.GlobalAveragePooling2D(
-            name="branch_0_pool", dtype=self.dtype_policy
-        )(features)
-        logits = self.branches.heads[0](pooled)
-        return keras.Model(inputs, logits, name=name or f"{self.name}_target")
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "trunk": keras.saving.serialize_keras_object(self.trunk),
-            "branches": keras.saving.serialize_keras_object(self.branches),
-        })
-        return config
-
-
-def _ensemble_probabilities(logits):
-    probabilities = [ops.softmax(ops.cast(z, "float32"), axis=-1) for z in logits]
-    return ops.mean(ops.stack(probabilities, axis=0), axis=0)
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -455,6 +255,7 @@ class NativeEnsembleModel(SharedTrunkModel):
     """
 
     method_title = "ONE"
+    EXTRA_TERMS = ("ce_ensemble",)
 
     def __init__(
         self,
@@ -472,33 +273,20 @@ class NativeEnsembleModel(SharedTrunkModel):
         super().__init__(
             trunk,
             branches,
+            temperature=temperature,
+            kd_weight=kd_weight,
+            stop_teacher_gradient=stop_teacher_gradient,
             rampup_epochs=rampup_epochs,
             rampup_shape=rampup_shape,
             weight_decay=weight_decay,
             **kwargs,
         )
-        self.temperature = _utils.check_float("temperature", temperature, 0.0, exclusive=True)
-        self.kd_weight = _utils.check_float("kd_weight", kd_weight, 0.0)
-        self.stop_teacher_gradient = check_bool("stop_teacher_gradient", stop_teacher_gradient)
         self.gate = NativeEnsembleGate(self.num_branches, name="gate", dtype=self.dtype_policy)
         self._finish_init(self._trunk_input_shape())
 
     def _build_extra(self, trunk_shape):
         if not self.gate.built:
             self.gate.build(trunk_shape)
-
-    def _make_metrics(self):
-        mean = keras.metrics.Mean
-        acc = keras.metrics.SparseCategoricalAccuracy
-        names = ["ce", "kd", "rampup_weight", "kd_weighted", "ce_ensemble"]
-        names += [f"ce_peer_{k}" for k in range(self.num_branches)]
-        names += [f"kl_peer_{k}" for k in range(self.num_branches)]
-        trackers = {name: mean(name=name) for name in names}
-        if self.weight_decay:
-            trackers["l2"] = mean(name="l2")
-        for name in self._accuracy_names():
-            trackers[name] = acc(name=name)
-        return trackers
 
     # ------------------------------------------------------------------- call
     def forward_all(self, inputs, training=None):
@@ -512,12 +300,6 @@ class NativeEnsembleModel(SharedTrunkModel):
         return {"branch_logits": list(logits), "gate": gate, "ensemble_logits": ensemble}
 
     # ------------------------------------------------------------ training
-    def rampup_weight(self):
-        """The factor of the KL terms this epoch, in [0, 1] (1 without ramp-up)."""
-        if not self.rampup_epochs:
-            return ops.convert_to_tensor(1.0, "float32")
-        return 2.0 * ahbf_losses.rampup_weight(self.epoch, self.rampup_epochs, self.rampup_shape)
-
     def distillation_loss(self, y, outputs, sample_weight=None):
         """`one_loss` of the branches and the gated ensemble, and its logged terms."""
         w = self.rampup_weight()
@@ -531,28 +313,12 @@ class NativeEnsembleModel(SharedTrunkModel):
             stop_teacher_gradient=self.stop_teacher_gradient,
             sample_weight=sample_weight,
         )
-        logged = {"ce": terms["ce"], "kd": terms["kd"], "rampup_weight": w,
-                  "kd_weighted": terms["total"] - terms["ce"],
-                  "ce_ensemble": terms["ce_ensemble"]}
-        for k in range(self.num_branches):
-            logged[f"ce_peer_{k}"] = terms["ce_terms"][k]
-            logged[f"kl_peer_{k}"] = terms["kl_terms"][k]
-        return terms["total"], logged
+        return self._loss_and_logs(terms, w)
 
     def accuracy_logits(self, outputs):
         named = {f"peer_{k}_accuracy": z for k, z in enumerate(outputs["branch_logits"])}
         named["ensemble_accuracy"] = outputs["ensemble_logits"]
         return named
-
-    # -------------------------------------------------------- serialization
-    def get_config(self):
-        config = super().get_config()
-        config.update({
-            "temperature": self.temperature,
-            "kd_weight": self.kd_weight,
-            "stop_teacher_gradient": self.stop_teacher_gradient,
-        })
-        return config
 
 
 # ---------------------------------------------------------------- builders
@@ -609,16 +375,12 @@ def one_resnet_cifar(depth: int = 32, num_classes: int = 100, num_peers: int = O
     model = keras_ahbf.methods.one_resnet_cifar(32, num_classes=100, weight_decay=5e-4)
     ```
     """
-    from keras_ahbf import models
-
-    _utils.check_int("depth", depth, 1)
-    builder = functools.partial(models.resnet_cifar, depth=depth)
-    return _one(f"resnet{depth}", builder, num_classes, num_peers, input_shape, name, options)
+    backbone, builder = _builders.cifar_resnet(depth)
+    return _one(backbone, builder, num_classes, num_peers, input_shape, name, options)
 
 
 def _one(backbone, builder, num_classes, num_peers, input_shape, name, options):
-    num_peers = _utils.check_int("num_peers", num_peers, 2)
-    trunk, branches = shared_trunk_and_branches(
-        backbone, num_classes, num_peers, input_shape, builder=builder
+    return _builders.shared_trunk_model(
+        NativeEnsembleModel, backbone, builder, num_classes, num_peers, input_shape, name, options,
+        minimum=2, prefix="one",
     )
-    return NativeEnsembleModel(trunk, branches, name=name or f"one_{backbone}", **options)

@@ -163,12 +163,12 @@ def test_inference_runs_the_leader_only_and_all_outputs_every_network():
     x, _ = learnable_images(n=5)
     assert tuple(model(x).shape) == (5, K)
     out = model.all_outputs(x)
-    assert set(out) == {"peer_logits", "attention"} and len(out["peer_logits"]) == 4
+    assert set(out) == {"branch_logits", "attention"} and len(out["branch_logits"]) == 4
     assert tuple(out["attention"].shape) == (5, 3, 3)
     np.testing.assert_allclose(to_numpy(out["attention"]).sum(-1), 1.0, rtol=1e-5)
-    np.testing.assert_allclose(to_numpy(out["peer_logits"][0]), to_numpy(model(x)),
+    np.testing.assert_allclose(to_numpy(out["branch_logits"][0]), to_numpy(model(x)),
                                rtol=1e-5, atol=1e-6)
-    assert not np.allclose(to_numpy(out["peer_logits"][0]), to_numpy(out["peer_logits"][1]))
+    assert not np.allclose(to_numpy(out["branch_logits"][0]), to_numpy(out["branch_logits"][1]))
     assert model.num_classes == K and model.num_peers == 4
     assert model.target_metric == "peer_0_accuracy" and model.method_title == "OKDDip"
     # ResNet-8's 64-channel last stage: 64 // 8 = 8 query and key units.
@@ -181,7 +181,7 @@ def test_compute_loss_equals_okddip_loss_plus_weight_decay():
     x, y = learnable_images(n=8)
     out = model.all_outputs(x)
     got = to_numpy(model.compute_loss(x, y, out, training=False))
-    logits = [to_numpy(z) for z in out["peer_logits"]]
+    logits = [to_numpy(z) for z in out["branch_logits"]]
     _, _, total = _numpy_okddip(logits, to_numpy(out["attention"]), y, 2.0, 1.0)
     l2 = 0.5e-3 * sum(float((to_numpy(v).astype("float64") ** 2).sum())
                       for v in model.trainable_variables)
@@ -234,7 +234,7 @@ def test_save_load_round_trip_and_target_export(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-6, atol=1e-6)
     a, b = loaded.all_outputs(x), model.all_outputs(x)
-    for u, v in zip(a["peer_logits"] + [a["attention"]], b["peer_logits"] + [b["attention"]]):
+    for u, v in zip(a["branch_logits"] + [a["attention"]], b["branch_logits"] + [b["attention"]]):
         np.testing.assert_allclose(to_numpy(u), to_numpy(v), rtol=1e-5, atol=1e-6)
     assert (loaded.temperature, loaded.rampup_epochs, loaded.weight_decay,
             loaded.attention_reduction) == (2.0, 4, 1e-4, 4)
