@@ -55,13 +55,14 @@ def check_networks_logits(logits, labels, sample_weight=None, *, minimum=2,
             tensors of one shape, or labels or sample weights that do not
             match them.
     """
+    networks = network + ("es" if network.endswith(("s", "x", "ch", "sh")) else "s")
     if not isinstance(logits, (list, tuple)):
         raise TypeError(
             f"`logits` must be a list of logits tensors, one per {network}. "
             f"Received: logits of type {type(logits).__name__}"
         )
     if len(logits) < minimum:
-        sentence = too_few or f"Online distillation needs at least {minimum} {network}s."
+        sentence = too_few or f"Online distillation needs at least {minimum} {networks}."
         raise ValueError(f"{sentence} Received: len(logits)={len(logits)}")
     checked, shapes = [], []
     for i, tensor in enumerate(logits):
@@ -73,7 +74,7 @@ def check_networks_logits(logits, labels, sample_weight=None, *, minimum=2,
         tensor, shape = _check_logits(name, tensor)
         others.append(ops.cast(tensor, "float32"))
         shapes.append((name, shape))
-    what = f"All {network}s' logits" + (" and " + ", ".join(n for n, _ in extra) if extra else "")
+    what = f"All {networks}' logits" + (" and " + ", ".join(n for n, _ in extra) if extra else "")
     batch, num_classes = _merge_shapes(shapes, what=what)
     labels = _check_labels(labels, batch, num_classes)
     sample_weight = _check_sample_weight(sample_weight, batch)
