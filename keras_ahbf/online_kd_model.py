@@ -232,20 +232,7 @@ class OnlineKDModel(OnlineDistillationModel):
         return trackers
 
     def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 4:
-            raise ValueError(
-                "`OnlineKDModel` expects images of shape (batch, height, "
-                f"width, channels). Received: input_shape={input_shape}"
-            )
-        if not self.trunk.built:
-            self.trunk.build(input_shape)
-        spec = self.trunk.compute_output_spec(
-            keras.KerasTensor(input_shape, dtype=self.compute_dtype)
-        )
-        trunk_shape = tuple(spec.shape)
-        if not self.branches.built:
-            self.branches.build(trunk_shape)
+        trunk_shape = self._build_trunk_and_branches(input_shape)
         feats, logits = self.branches.compute_output_shape(trunk_shape)
         g_shape, e_shape = feats[0], logits[0]
         for fusion, f_shape, z_shape in zip(self.fusions, feats[1:], logits[1:]):
@@ -253,7 +240,6 @@ class OnlineKDModel(OnlineDistillationModel):
             if not fusion.built:
                 fusion.build(shapes)
             g_shape, e_shape, _ = fusion.compute_output_shape(shapes)
-        self._input_shape_for_build = input_shape
         self.built = True
 
     # ------------------------------------------------------------------- call

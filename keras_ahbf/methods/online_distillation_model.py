@@ -360,6 +360,34 @@ class OnlineDistillationModel(keras.Model):
             y_name=y_name,
         )
 
+    def _build_trunk_and_branches(self, input_shape):
+        """Builds `self.trunk` and `self.branches` on images; returns the trunk's output shape.
+
+        For the models made of a trunk and `HierarchicalBranches`
+        (`OnlineKDModel`, `SharedTrunkModel`); records the input shape for
+        `get_build_config` and `target_model`.
+
+        Raises:
+            ValueError: if `input_shape` is not `(batch, height, width,
+                channels)`.
+        """
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"`{type(self).__name__}` expects images of shape (batch, height, "
+                f"width, channels). Received: input_shape={input_shape}"
+            )
+        if not self.trunk.built:
+            self.trunk.build(input_shape)
+        spec = self.trunk.compute_output_spec(
+            keras.KerasTensor(input_shape, dtype=self.compute_dtype)
+        )
+        trunk_shape = tuple(spec.shape)
+        if not self.branches.built:
+            self.branches.build(trunk_shape)
+        self._input_shape_for_build = input_shape
+        return trunk_shape
+
     def _check_built(self):
         if not self.built:
             raise ValueError(

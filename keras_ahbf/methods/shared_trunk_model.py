@@ -80,22 +80,7 @@ class SharedTrunkModel(PeerDistillationModel):
         del trunk_shape
 
     def build(self, input_shape):
-        input_shape = tuple(input_shape)
-        if len(input_shape) != 4:
-            raise ValueError(
-                f"`{type(self).__name__}` expects images of shape (batch, height, "
-                f"width, channels). Received: input_shape={input_shape}"
-            )
-        if not self.trunk.built:
-            self.trunk.build(input_shape)
-        spec = self.trunk.compute_output_spec(
-            keras.KerasTensor(input_shape, dtype=self.compute_dtype)
-        )
-        trunk_shape = tuple(spec.shape)
-        if not self.branches.built:
-            self.branches.build(trunk_shape)
-        self._build_extra(trunk_shape)
-        self._input_shape_for_build = input_shape
+        self._build_extra(self._build_trunk_and_branches(input_shape))
         self.built = True
 
     def forward_target(self, inputs, training=None):
