@@ -323,10 +323,12 @@ def _run(*, jit_compile, dtype_policy, depth, classes, branches, aux, image_size
             "seed": seed,
         },
         "threads": thread_info,
+        "kernels": list(keras_ahbf.kernels.active_kernels()),
         "versions": versions(),
         "env": {
             k: os.environ[k]
-            for k in ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS")
+            for k in ("XLA_FLAGS", "TF_ENABLE_ONEDNN_OPTS", "OMP_NUM_THREADS",
+                      "KERAS_AHBF_KERNELS")
             if k in os.environ
         },
     }

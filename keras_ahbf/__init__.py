@@ -29,6 +29,7 @@ _LAZY = {
     "ahbf_loss": ("keras_ahbf.losses", "ahbf_loss"),
     "callbacks": ("keras_ahbf.callbacks", None),
     "distribution": ("keras_ahbf.distribution", None),
+    "kernels": ("keras_ahbf.kernels", None),
     "layers": ("keras_ahbf.layers", None),
     "losses": ("keras_ahbf.losses", None),
     "make_distribution": ("keras_ahbf.distribution", "make_distribution"),

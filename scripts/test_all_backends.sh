@@ -7,6 +7,11 @@
 #   PYTEST_MARK="" scripts/test_all_backends.sh         # include @pytest.mark.large
 #   scripts/test_all_backends.sh tests/test_losses.py   # one file (any pytest arguments)
 #   PYTEST_WORKERS=0 scripts/test_all_backends.sh       # no parallel workers
+#   KERNELS_OFF_BACKENDS="torch tensorflow" scripts/...  # which backends run the suite
+#                                                       # a second time with the kernels off
+#                                                       # (KERAS_AHBF_KERNELS=0; default
+#                                                       # torch, the backend with most
+#                                                       # kernels; "" for none)
 #
 # With pytest-xdist installed (a test extra), each backend's tests run in
 # PYTEST_WORKERS processes (default 2, the CI machine's cores), a test file
@@ -22,6 +27,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$(command -v python || command -v python3)}"
 BACKENDS="${BACKENDS:-tensorflow jax torch}"
+KERNELS_OFF_BACKENDS="${KERNELS_OFF_BACKENDS-torch}"
 MARK="${PYTEST_MARK-not large}"
 WORKERS="${PYTEST_WORKERS-2}"
 TORCH_VERSION="2.13.0"   # keep equal to the pin in pyproject.toml
@@ -59,17 +65,26 @@ fi
 
 status=0
 summary=""
-for backend in $BACKENDS; do
-  echo "=================== KERAS_BACKEND=$backend ==================="
+run_suite() {  # $1 backend, $2 KERAS_AHBF_KERNELS, $3 label; then pytest args
+  local backend=$1 kernels=$2 label=$3
+  shift 3
+  echo "=================== KERAS_BACKEND=$backend KERAS_AHBF_KERNELS=$kernels ==================="
+  local start
   start=$(date +%s)
   if [ -n "$MARK" ]; then
-    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q --durations=10 "${parallel[@]}" -m "$MARK" "$@"
+    KERAS_BACKEND=$backend KERAS_AHBF_KERNELS=$kernels "$PYTHON" -m pytest -q --durations=10 "${parallel[@]}" -m "$MARK" "$@"
   else
-    KERAS_BACKEND=$backend "$PYTHON" -m pytest -q --durations=10 "${parallel[@]}" "$@"
+    KERAS_BACKEND=$backend KERAS_AHBF_KERNELS=$kernels "$PYTHON" -m pytest -q --durations=10 "${parallel[@]}" "$@"
   fi
-  rc=$?
-  summary="$summary\n  $backend: exit $rc in $(( $(date +%s) - start )) s"
+  local rc=$?
+  summary="$summary\n  $label: exit $rc in $(( $(date +%s) - start )) s"
   [ $rc -ne 0 ] && status=1
+}
+for backend in $BACKENDS; do
+  run_suite "$backend" 1 "$backend" "$@"
+done
+for backend in $KERNELS_OFF_BACKENDS; do
+  case " $BACKENDS " in *" $backend "*) run_suite "$backend" 0 "$backend (kernels off)" "$@" ;; esac
 done
 printf "Per-backend results:$summary\n"
 exit $status

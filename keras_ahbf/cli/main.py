@@ -182,6 +182,11 @@ def _add_train(sub, parents) -> None:
     p.add_argument("--jit", choices=("auto", "on", "off"), default="auto",
                    help="XLA compilation: auto = on for JAX (which needs it), off "
                    "for TensorFlow and PyTorch (faster for convolutions on CPU)")
+    p.add_argument("--kernels", choices=("auto", "on", "off"), default="auto",
+                   help="keras_ahbf's backend kernels (fused BatchNorm on TensorFlow "
+                   "and PyTorch, PyTorch convolutions without layout copies; "
+                   "measured faster, tested equal): auto = on unless "
+                   "KERAS_AHBF_KERNELS=0; 'off' uses the keras.ops path")
     p.add_argument("--distribute", choices=DISTRIBUTE_KINDS, default="none",
                    help="data-parallel engine: 'mirrored' (TensorFlow, all local GPUs), "
                    "'multi-worker' (TensorFlow, one process per host, cluster in "

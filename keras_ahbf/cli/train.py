@@ -322,6 +322,10 @@ def _train_in_scope(args, config, output, dist) -> int:
     state = runs.read_state(output)
     done = state["epochs_completed"] if state else 0
     jit = jit_setting(args.jit)
+    from keras_ahbf import kernels
+
+    choice = getattr(args, "kernels", "auto")
+    kernels.set_enabled(None if choice == "auto" else choice == "on")
     model = inputs = None
     if done < config.epochs:
         check_global_batch(config, dist)

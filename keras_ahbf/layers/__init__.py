@@ -30,6 +30,8 @@ from keras_ahbf.layers.blocks.basic_block import BasicBlock
 from keras_ahbf.layers.blocks.bottleneck import Bottleneck
 from keras_ahbf.layers.blocks.dense_block import DenseBlock
 from keras_ahbf.layers.blocks.inverted_residual_block import InvertedResidualBlock
+from keras_ahbf.layers.fast_conv2d import FastConv2D
+from keras_ahbf.layers.fused_batch_normalization import FusedBatchNormalization
 from keras_ahbf.layers.gradient_scale import GradientScale
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.layers.multi_stage.inverted_residual_stages import (
@@ -49,6 +51,8 @@ __all__ = [
     "CBAM",
     "CallableStage",
     "DenseBlock",
+    "FastConv2D",
+    "FusedBatchNormalization",
     "GradientScale",
     "HierarchicalBranches",
     "InvertedResidualBlock",

@@ -4,6 +4,7 @@ import numbers
 
 import keras
 
+from keras_ahbf.layers.fused_batch_normalization import FusedBatchNormalization
 from keras_ahbf.utils.validation import check_float  # noqa: F401 (re-export)
 from keras_ahbf.utils.validation import check_int  # noqa: F401 (re-export)
 
@@ -68,6 +69,7 @@ def build_channel_mlp(layer, input_shape, reduction):
 
 
 def batch_norm(name, dtype):
-    return keras.layers.BatchNormalization(
+    """The package's BatchNorm: PyTorch's defaults, the fused kernel."""
+    return FusedBatchNormalization(
         momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name, dtype=dtype
     )

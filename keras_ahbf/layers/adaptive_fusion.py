@@ -10,6 +10,7 @@ from keras_ahbf.layers._arguments import check_bool
 from keras_ahbf.layers.attention.cbam import CBAM
 from keras_ahbf.layers.attention.non_local_block import NonLocalBlock
 from keras_ahbf.layers.attention.squeeze_excitation import SqueezeExcitation
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 
 # The attention block each `attention` value places after the BatchNorm on G.
 ATTENTION_LAYERS = {
@@ -154,7 +155,7 @@ class AdaptiveFusion(keras.layers.Layer):
         fa, fb, _ = self._check_inputs(input_shape)
         channels = fb[-1]
         init = _utils.resolve_initializer(self.kernel_initializer)
-        self.conv = keras.layers.Conv2D(
+        self.conv = FastConv2D(
             channels,
             1,
             use_bias=True,

@@ -6,6 +6,7 @@ import keras
 
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers.blocks.dense_block import DenseBlock
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.models._arguments import check_branch_arguments
 from keras_ahbf.models._arguments import check_input_shape
@@ -65,7 +66,7 @@ def densenet_cifar_trunk(
         input_shape, 4, "A CIFAR DenseNet", "halves the image twice"
     )
     inputs = keras.Input(shape=input_shape, name="images")
-    x = keras.layers.Conv2D(
+    x = FastConv2D(
         num_init_features, 3, padding="same", use_bias=False,
         kernel_initializer=_utils.conv_initializer(), name="stem_conv",
     )(inputs)
@@ -80,7 +81,7 @@ def densenet_cifar_trunk(
         channels = int(math.floor(channels * compression))
         x = _utils.batch_norm(f"transition_{i}_bn", None)(x)
         x = keras.layers.ReLU(name=f"transition_{i}_relu")(x)
-        x = keras.layers.Conv2D(
+        x = FastConv2D(
             channels, 1, use_bias=False,
             kernel_initializer=_utils.conv_initializer(),
             name=f"transition_{i}_conv",

@@ -3,6 +3,7 @@
 import keras
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.layers.multi_stage.inverted_residual_stages import InvertedResidualStages
 from keras_ahbf.models._arguments import check_branch_arguments
@@ -43,7 +44,7 @@ def mobilenet_v2_cifar_trunk(
     _utils.check_int("expansion", expansion, 1)
     input_shape = check_input_shape(input_shape)
     inputs = keras.Input(shape=input_shape, name="images")
-    x = keras.layers.Conv2D(
+    x = FastConv2D(
         _width(32, width_multiplier), 3, strides=2, padding="same", use_bias=False,
         kernel_initializer=_utils.conv_initializer(), name="stem_conv",
     )(inputs)

@@ -3,6 +3,7 @@
 import keras
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.layers.stages.residual_stage import ResidualStage
 from keras_ahbf.layers.stages.residual_stage import check_block
@@ -61,7 +62,7 @@ def resnet_cifar_trunk(depth=32, block=None, input_shape=(32, 32, 3), name="trun
     block, n = resnet_cifar_blocks(depth, block)
     input_shape = check_input_shape(input_shape)
     inputs = keras.Input(shape=input_shape, name="images")
-    x = keras.layers.Conv2D(
+    x = FastConv2D(
         16, 3, padding="same", use_bias=False,
         kernel_initializer=_utils.conv_initializer(), name="stem_conv",
     )(inputs)

@@ -3,6 +3,7 @@
 import keras
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 from keras_ahbf.layers.hierarchical_branches import HierarchicalBranches
 from keras_ahbf.layers.multi_stage.residual_stages import ResidualStages
 from keras_ahbf.layers.stages.residual_stage import ResidualStage
@@ -49,7 +50,7 @@ def resnet_imagenet_trunk(depth=18, input_shape=(224, 224, 3), name="trunk"):
     input_shape = check_input_shape(input_shape, 32, "An ImageNet ResNet")
     inputs = keras.Input(shape=input_shape, name="images")
     x = keras.layers.ZeroPadding2D(3, name="stem_pad")(inputs)
-    x = keras.layers.Conv2D(
+    x = FastConv2D(
         64, 7, strides=2, use_bias=False,
         kernel_initializer=_utils.conv_initializer(), name="stem_conv",
     )(x)

@@ -122,15 +122,29 @@ def test_summary_and_markdown(keras_result):
     assert rows[bf16["config_name"]]["speedup_vs_float32"] == pytest.approx(1.0)
     assert set(summary["targets"]) >= {"best_train_vs_reference", "ahbf_overhead_best",
                                        "infer_vs_reference_best", "bf16_speedup_on_best_backend"}
+    from keras_ahbf import kernels
+
+    assert keras_result["kernels"] == list(kernels.active_kernels())
+    assert row["kernels"] == keras_result["kernels"]
     md = run_all.to_markdown(results)
-    assert md.count("\n| ") >= 4 and "x ref" in md
+    assert md.count("\n| ") >= 4 and "x ref" in md and "| kernels |" in md
+    # A `:nokernels` row is reported but never counts for the targets.
+    results["runs"]["keras_c"] = dict(
+        keras_result, kernels=[], config_name=f"{keras_result['backend']}:0:nokernels",
+        train_ahbf=dict(keras_result["train_ahbf"], img_s=1e9))
+    summary = run_all.summarize(results)
+    assert summary["targets"]["best_train_vs_reference"]["config"] == f"{keras_result['backend']}:0"
     json.dumps(results)
 
 
 def test_config_parsing():
     assert run_all.parse_config("jax:1:mixed_bfloat16") == {
         "name": "jax:1:mixed_bfloat16", "backend": "jax", "jit": True,
-        "dtype_policy": "mixed_bfloat16"}
+        "dtype_policy": "mixed_bfloat16", "kernels": True}
+    assert run_all.parse_config("torch:0:float32:nokernels") == {
+        "name": "torch:0:float32:nokernels", "backend": "torch", "jit": False,
+        "dtype_policy": "float32", "kernels": False}
+    assert run_all.parse_config("tensorflow:0:nokernels")["kernels"] is False
     with pytest.raises(ValueError, match="backend:jit"):
         run_all.parse_config("mxnet:1")
 

@@ -403,3 +403,26 @@ def test_resume_after_sigkill(tmp_path, tiny, capsys, csv_epochs):
     assert int(to_numpy(full.epoch)) == 2
     assert not [n for n in os.listdir(run) if _io.TMP_MARKER in n]
     assert not [n for n in os.listdir(os.path.join(run, "checkpoints")) if _io.TMP_MARKER in n]
+
+
+@pytest.mark.parametrize("choice, expected", [("off", False), ("on", True)])
+def test_kernels_option_sets_the_switch(tiny, tmp_path, choice, expected):
+    from keras_ahbf import kernels
+
+    seen = {}
+    original = kernels.set_enabled
+
+    def record(flag):
+        seen["flag"] = flag
+        original(flag)
+
+    try:
+        kernels.set_enabled = record
+        run = str(tmp_path / "run")
+        assert cli.main(["train", *tiny, "--epochs", "1", "--kernels", choice,
+                         "--output", run]) == 0
+        assert seen["flag"] is expected
+        assert kernels.enabled() is expected
+    finally:
+        kernels.set_enabled = original
+        kernels.set_enabled(None)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -73,7 +74,7 @@ class CBAM(keras.layers.Layer):
         _utils.check_rank4_channels_last("inputs", input_shape)
         _utils.build_channel_mlp(self, input_shape, self.reduction)
         init = _utils.resolve_initializer(self.kernel_initializer)
-        self.spatial_conv = keras.layers.Conv2D(
+        self.spatial_conv = FastConv2D(
             1,
             self.kernel_size,
             padding="same",

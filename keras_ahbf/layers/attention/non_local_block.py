@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -70,7 +71,7 @@ class NonLocalBlock(keras.layers.Layer):
 
     def _conv(self, filters, name):
         init = _utils.resolve_initializer(self.kernel_initializer)
-        return keras.layers.Conv2D(
+        return FastConv2D(
             filters,
             1,
             use_bias=False,

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -61,7 +62,7 @@ class BasicBlock(keras.layers.Layer):
         # the bottom and right, which shifts the sampling grid by one pixel
         # against the 1x1 strided shortcut. `_apply_conv` adds the padding.
         init = _utils.resolve_initializer(self.kernel_initializer)
-        return keras.layers.Conv2D(
+        return FastConv2D(
             filters,
             size,
             strides=strides,

@@ -6,6 +6,7 @@ from keras import ops
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers._arguments import check_bool
 from keras_ahbf.layers._arguments import check_rate
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -89,7 +90,7 @@ class DenseBlock(keras.layers.Layer):
 
     def _conv(self, filters, size, name):
         init = _utils.resolve_initializer(self.kernel_initializer)
-        return keras.layers.Conv2D(
+        return FastConv2D(
             filters, size, padding="same", use_bias=False,
             kernel_initializer=init, name=name, dtype=self.dtype_policy,
         )

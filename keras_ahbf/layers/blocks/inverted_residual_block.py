@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_ahbf.layers import _utils
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -76,7 +77,7 @@ class InvertedResidualBlock(keras.layers.Layer):
         _utils.check_rank4_channels_last("inputs", input_shape)
         input_shape = tuple(input_shape)
         hidden = input_shape[-1] * self.expansion
-        self.expand_conv = keras.layers.Conv2D(
+        self.expand_conv = FastConv2D(
             hidden, 1, use_bias=False, kernel_initializer=self._init(),
             name="expand_conv", dtype=self.dtype_policy,
         )
@@ -93,7 +94,7 @@ class InvertedResidualBlock(keras.layers.Layer):
         shape = self.depthwise_conv.compute_output_shape(shape)
         self.depthwise_bn = _utils.batch_norm("depthwise_bn", self.dtype_policy)
         self.depthwise_bn.build(shape)
-        self.project_conv = keras.layers.Conv2D(
+        self.project_conv = FastConv2D(
             self.filters, 1, use_bias=False, kernel_initializer=self._init(),
             name="project_conv", dtype=self.dtype_policy,
         )

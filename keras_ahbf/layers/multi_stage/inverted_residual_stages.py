@@ -8,6 +8,7 @@ from keras import ops
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers._arguments import int_list
 from keras_ahbf.layers.blocks.inverted_residual_block import InvertedResidualBlock
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -102,7 +103,7 @@ class InvertedResidualStages(keras.layers.Layer):
                 self.blocks.append(block)
         self.last_conv = None
         if self.last_channels is not None:
-            self.last_conv = keras.layers.Conv2D(
+            self.last_conv = FastConv2D(
                 self.last_channels, 1, use_bias=False,
                 kernel_initializer=_utils.conv_initializer(),
                 name="last_conv", dtype=self.dtype_policy,

@@ -5,6 +5,7 @@ from keras import ops
 
 from keras_ahbf.layers import _utils
 from keras_ahbf.layers._arguments import check_bool
+from keras_ahbf.layers.fast_conv2d import FastConv2D
 
 
 @keras.saving.register_keras_serializable(package="keras_ahbf")
@@ -72,7 +73,7 @@ class VGGStage(keras.layers.Layer):
         init = _utils.resolve_initializer(self.kernel_initializer)
         self.convs, self.bns = [], []
         for i in range(self.num_convs):
-            conv = keras.layers.Conv2D(
+            conv = FastConv2D(
                 self.filters, 3, padding="same", use_bias=True,
                 kernel_initializer=init, name=f"conv_{i}", dtype=self.dtype_policy,
             )
